@@ -1,0 +1,38 @@
+# pulse.infra — the commands a user types. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+.PHONY: help venv lab lab-up lab-down lab-status test lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create .venv with everything pinned in requirements.txt
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+lab: venv lab-up ## bring the whole stack up in the lab (moto + containers), then site.yml
+	ansible-playbook site.yml
+
+lab-up: venv ## start the lab only: base image, moto, instance backer (idempotent)
+	$(VENV)/bin/python lab/labctl.py up
+
+lab-down: venv ## remove everything the lab created (idempotent)
+	$(VENV)/bin/python lab/labctl.py down
+
+lab-status: venv ## what the lab is running
+	$(VENV)/bin/python lab/labctl.py status
+
+lint: venv ## ansible-lint, production profile
+	ansible-lint --offline --profile production
+
+test: venv ## every test: lint, unit, lab integration, molecule (resets the lab)
+	$(VENV)/bin/python lab/labctl.py up
+	pytest

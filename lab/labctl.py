@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""labctl: the pulse.infra lab — AWS APIs from moto, EC2 instances as systemd containers.
+
+Commands:
+  check   verify the prerequisites and say exactly what is missing
+  up      build the base image if missing, start moto and the instance backer (idempotent)
+  sync    back every moto EC2 instance by a container, once (the backer does this every second)
+  status  print what is running
+  down    remove every lab container, network and loop device, stop moto (idempotent)
+
+Everything the lab creates carries the Docker label ``pulse.lab``; state, pids and logs
+live under ``.lab/`` in the repository (or $PULSE_LAB_DIR).
+"""
+
+import argparse
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_DIR = Path(os.environ.get("PULSE_LAB_DIR", REPO / ".lab"))
+IMAGE_DIR = REPO / "lab" / "image"
+
+LABEL = "pulse.lab"
+MOTO_PORT = int(os.environ.get("PULSE_LAB_MOTO_PORT", "5000"))
+REGION = os.environ.get("PULSE_LAB_REGION", "us-east-2")
+# The services network: moto answers the lab instances on its gateway address.
+# 198.18.0.0/15 is reserved for benchmarking (RFC 2544), so it collides with no real network.
+SERVICES_NET = "pulse-lab-services"
+SERVICES_SUBNET = "198.18.0.0/24"
+SERVICES_IP = "198.18.0.1"
+ROOTFS_IMAGE = "pulse-lab/debian12-rootfs:bookworm"
+IMAGE_REPO = "pulse-lab/debian12-systemd"
+DEBIAN_SUITE = "bookworm"
+DEBOOTSTRAP_PACKAGES = (
+    "systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,procps,"
+    "e2fsprogs,util-linux,curl,git,xz-utils,gzip,tar"
+)
+IPTABLES_COMMENT = "pulse-lab"
+
+# The flags that let systemd run as PID 1 without --privileged (see shared/lab-notes.md).
+SYSTEMD_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN",
+    "--security-opt", "seccomp=unconfined",
+    "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run",
+    "--tmpfs", "/run/lock",
+    "-e", "container=docker",
+]
+
+
+class LabError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def log(msg):
+    print(f"[lab] {msg}", flush=True)
+
+
+def run(cmd, check=True, capture=True, input_data=None, env=None, timeout=None):
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        text=True,
+        input=input_data,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        env=env,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise LabError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{(proc.stderr or '').strip()}"
+        )
+    return proc
+
+
+def docker(*args, check=True, **kw):
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    return run(["docker", *args], check=check, env=env, **kw)
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def check_prerequisites(need_image_tools=False):
+    """Return a list of problems, each with the way to fix it."""
+    problems = []
+    if sys.version_info < (3, 10):
+        problems.append(
+            f"Python 3.10+ is needed (this is {sys.version.split()[0]}): install python3 >= 3.10."
+        )
+    for module, pip_name in (("boto3", "boto3"), ("moto", "moto[server]"), ("werkzeug", "moto[server]")):
+        try:
+            __import__(module)
+        except ImportError:
+            problems.append(
+                f"Python module '{module}' is missing: run `make venv` "
+                f"(or `pip install -r requirements.txt`; it provides {pip_name})."
+            )
+    if shutil.which("docker") is None:
+        problems.append(
+            "The Docker CLI is not installed: `apt-get install docker.io` (Debian) "
+            "or install Docker Engine."
+        )
+    else:
+        try:
+            proc = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=20)
+            if proc.returncode != 0 or not proc.stdout.strip():
+                problems.append(
+                    "The Docker engine is not answering (`docker info` failed): start it, e.g. "
+                    "`systemctl start docker`, or without systemd `dockerd > /var/log/dockerd.log 2>&1 &`."
+                )
+        except subprocess.TimeoutExpired:
+            problems.append("The Docker engine did not answer `docker info` within 20 s: restart dockerd.")
+    for tool, pkg in (("losetup", "util-linux"), ("iptables", "iptables")):
+        if shutil.which(tool) is None:
+            problems.append(f"'{tool}' is missing: `apt-get install {pkg}`.")
+    if os.geteuid() != 0:
+        problems.append("The lab creates loop devices and firewall rules: run it as root (or with sudo).")
+    if need_image_tools and shutil.which("debootstrap") is None:
+        problems.append(
+            "The base image is missing and no image registry answers, so it is built from Debian "
+            "packages: `apt-get install debootstrap`."
+        )
+    return problems
+
+
+def require(need_image_tools=False):
+    problems = check_prerequisites(need_image_tools)
+    if problems:
+        raise LabError("the lab cannot start:\n  - " + "\n  - ".join(problems))
+
+
+# --------------------------------------------------------------------------- base image
+
+
+def image_tag():
+    digest = hashlib.sha256()
+    for path in sorted(IMAGE_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(IMAGE_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+def image_exists(name):
+    return docker("image", "inspect", name, check=False).returncode == 0
+
+
+def debian_mirror():
+    """The Debian mirror this machine's apt uses."""
+    for path in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("URIs:"):
+                return line.split()[1]
+            if line.startswith("deb ") and "security" not in line:
+                return [p for p in line.split() if p.startswith("http")][0]
+    return "http://deb.debian.org/debian"
+
+
+def build_rootfs_image():
+    """Debian 12 from Debian packages (debootstrap), imported as a Docker image."""
+    rootfs = LAB_DIR / "rootfs"
+    done = rootfs / ".pulse-lab-complete"
+    if not done.exists():
+        if shutil.which("debootstrap") is None:
+            raise LabError("debootstrap is needed to build the base image: `apt-get install debootstrap`.")
+        shutil.rmtree(rootfs, ignore_errors=True)
+        mirror = debian_mirror()
+        log(f"building Debian 12 rootfs with debootstrap from {mirror} (about a minute)")
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_PACKAGES}",
+             DEBIAN_SUITE, str(rootfs), mirror],
+            capture=True,
+        )
+        done.write_text("ok\n")
+    log(f"importing the rootfs as {ROOTFS_IMAGE}")
+    tar = subprocess.Popen(
+        ["tar", "-C", str(rootfs), "--exclude=./.pulse-lab-complete", "-c", "."],
+        stdout=subprocess.PIPE,
+    )
+    proc = subprocess.run(
+        ["docker", "import", "-c", 'CMD ["/sbin/init"]', "-", ROOTFS_IMAGE],
+        stdin=tar.stdout, capture_output=True, text=True, check=False,
+    )
+    tar.wait()
+    if proc.returncode != 0:
+        raise LabError(f"docker import failed: {proc.stderr.strip()}")
+    # The rootfs is only a build input; the image keeps it.
+    shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def registry_answers():
+    try:
+        proc = docker("pull", "-q", "debian:bookworm", check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+def ensure_image():
+    tag = image_tag()
+    if image_exists(tag):
+        return tag
+    if image_exists(ROOTFS_IMAGE):
+        base = ROOTFS_IMAGE
+    elif registry_answers():
+        base = "debian:bookworm"
+    else:
+        log("no image registry answers: building the base image from Debian packages")
+        require(need_image_tools=True)
+        build_rootfs_image()
+        base = ROOTFS_IMAGE
+    log(f"building {tag} from {base}")
+    docker("build", "-q", "--build-arg", f"BASE={base}", "--label", f"{LABEL}.image=1",
+           "-t", tag, str(IMAGE_DIR))
+    return tag
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def pid_alive(pidfile):
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def moto_url(host="127.0.0.1"):
+    return f"http://{host}:{MOTO_PORT}"
+
+
+def moto_answers(host="127.0.0.1"):
+    try:
+        with urllib.request.urlopen(moto_url(host) + "/moto-api/", timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_background(name, cmd):
+    pidfile = LAB_DIR / f"{name}.pid"
+    if pid_alive(pidfile):
+        return False
+    logf = open(LAB_DIR / f"{name}.log", "ab")
+    proc = subprocess.Popen(
+        cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, cwd=str(REPO),
+    )
+    pidfile.write_text(f"{proc.pid}\n")
+    return True
+
+
+def stop_background(name, timeout=10):
+    pidfile = LAB_DIR / f"{name}.pid"
+    pid = pid_alive(pidfile)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        log(f"stopped {name} (pid {pid})")
+    pidfile.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- networking
+
+
+def ensure_network(name, subnet, labels):
+    if docker("network", "inspect", name, check=False).returncode == 0:
+        return
+    net = ipaddress.ip_network(subnet)
+    gateway = str(next(net.hosts()))
+    args = ["network", "create", "--driver", "bridge", "--subnet", subnet, "--gateway", gateway,
+            "--label", f"{LABEL}=1"]
+    for key, value in labels.items():
+        args += ["--label", f"{LABEL}.{key}={value}"]
+    docker(*args, name)
+    log(f"network {name} {subnet}")
+
+
+def iptables_rule(chain, rule, insert=True):
+    spec = rule + ["-m", "comment", "--comment", IPTABLES_COMMENT]
+    if run(["iptables", "-C", chain, *spec], check=False).returncode == 0:
+        return
+    run(["iptables", "-I" if insert else "-A", chain, *spec])
+
+
+def iptables_cleanup():
+    """Delete every rule this lab added (they carry the pulse-lab comment)."""
+    for chain in ("DOCKER-USER", "INPUT"):
+        proc = run(["iptables", "-S", chain], check=False)
+        for line in (proc.stdout or "").splitlines():
+            if f'--comment {IPTABLES_COMMENT}' in line or f'--comment "{IPTABLES_COMMENT}"' in line:
+                args = line.split()[2:]
+                args = [a.strip('"') for a in args]
+                run(["iptables", "-D", chain, *args], check=False)
+
+
+def ensure_services():
+    ensure_network(SERVICES_NET, SERVICES_SUBNET, {"role": "services"})
+    # moto on the services address answers lab containers only (they come in on docker bridges).
+    iptables_rule("INPUT", ["-p", "tcp", "-d", SERVICES_IP, "--dport", str(MOTO_PORT),
+                            "!", "-i", "br-+", "-j", "DROP"])
+
+
+# --------------------------------------------------------------------------- instance backing
+
+
+def ec2_client():
+    import boto3
+
+    return boto3.client(
+        "ec2", region_name=REGION, endpoint_url=moto_url(),
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+
+
+def lab_containers():
+    proc = docker("ps", "-a", "--filter", f"label={LABEL}.instance", "--format", "{{json .}}")
+    out = {}
+    for line in proc.stdout.splitlines():
+        info = json.loads(line)
+        out[info["Names"]] = info
+    return out
+
+
+def volume_file(volume_id):
+    return LAB_DIR / "volumes" / f"{volume_id}.img"
+
+
+def loop_for(path):
+    proc = run(["losetup", "-j", str(path)], check=False)
+    for line in proc.stdout.splitlines():
+        return line.split(":", 1)[0]
+    return None
+
+
+def ensure_volume(volume_id, size_gib):
+    path = volume_file(volume_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with open(path, "wb") as handle:
+            handle.truncate(int(size_gib) * 1024**3)  # sparse: costs nothing until written
+        log(f"volume {volume_id}: {size_gib} GiB sparse file")
+    loop = loop_for(path)
+    if loop is None:
+        loop = run(["losetup", "-f", "--show", str(path)]).stdout.strip()
+    return loop
+
+
+def release_volume(volume_id, delete):
+    path = volume_file(volume_id)
+    loop = loop_for(path)
+    if loop:
+        run(["losetup", "-d", loop], check=False)
+    if delete and path.exists():
+        path.unlink()
+        log(f"volume {volume_id}: deleted")
+
+
+def instance_devices(instance):
+    """Extra EBS volumes as Nitro shows them: nvme1n1, nvme2n1, ... in device-name order."""
+    root = instance.get("RootDeviceName")
+    devices = []
+    mappings = sorted(instance.get("BlockDeviceMappings", []), key=lambda m: m["DeviceName"])
+    for mapping in mappings:
+        if mapping["DeviceName"] == root or "Ebs" not in mapping:
+            continue
+        devices.append((mapping["DeviceName"], mapping["Ebs"]["VolumeId"]))
+    return [(f"nvme{i}n1", name, vol) for i, (name, vol) in enumerate(devices, start=1)]
+
+
+def create_container(instance, subnet, image):
+    iid = instance["InstanceId"]
+    ip = instance["PrivateIpAddress"]
+    net_name = f"pulse-lab-{subnet['SubnetId']}"
+    ensure_network(net_name, subnet["CidrBlock"],
+                   {"subnet": subnet["SubnetId"], "vpc": subnet["VpcId"]})
+    meta_dir = LAB_DIR / "instances" / iid
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    devices = instance_devices(instance)
+    sizes = {}
+    if devices:
+        described = ec2_client().describe_volumes(VolumeIds=[vol for _, _, vol in devices])
+        sizes = {v["VolumeId"]: v["Size"] for v in described["Volumes"]}
+    device_args, ebs_lines = [], []
+    for nvme, devname, vol in devices:
+        loop = ensure_volume(vol, sizes[vol])
+        device_args += ["--device", f"{loop}:/dev/{nvme}", "--device", f"{loop}:{loop}"]
+        ebs_lines.append(f"{nvme} {vol} {devname}")
+    (meta_dir / "ebs-devices").write_text("".join(line + "\n" for line in ebs_lines))
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    (meta_dir / "instance.json").write_text(json.dumps({
+        "instance-id": iid,
+        "region": REGION,
+        "availability-zone": instance["Placement"]["AvailabilityZone"],
+        "local-ipv4": ip,
+        "instance-type": instance.get("InstanceType"),
+        "ami-id": instance.get("ImageId"),
+        "tags": tags,
+        "aws-endpoint-url": moto_url(SERVICES_IP),
+    }, indent=2) + "\n")
+    hostname = "ip-" + ip.replace(".", "-")
+    docker(
+        "run", "-d", "--name", iid, "--hostname", hostname,
+        "--network", net_name, "--ip", ip,
+        "--label", f"{LABEL}=1", "--label", f"{LABEL}.instance={iid}",
+        *SYSTEMD_RUN_FLAGS, *device_args,
+        "-v", f"{meta_dir}:/etc/pulse-lab:ro",
+        image, "/sbin/init",
+    )
+    log(f"instance {iid} ({tags.get('Name', '-')}) backed at {ip} with {len(ebs_lines)} EBS volume(s)")
+
+
+def sync(image=None, quiet=False):
+    """One pass: make the containers match moto's EC2 instances."""
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LAB_DIR / "sync.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = ec2_client()
+        instances = [i for r in client.describe_instances()["Reservations"] for i in r["Instances"]]
+        subnets = {s["SubnetId"]: s for s in client.describe_subnets()["Subnets"]}
+        vpcs = {v["VpcId"]: v for v in client.describe_vpcs()["Vpcs"]}
+        containers = lab_containers()
+        known_volumes = {v["VolumeId"] for v in client.describe_volumes()["Volumes"]}
+        seen = set()
+        for inst in instances:
+            iid, state = inst["InstanceId"], inst["State"]["Name"]
+            seen.add(iid)
+            container = containers.get(iid)
+            if state in ("pending", "running"):
+                if container is None:
+                    subnet = subnets[inst["SubnetId"]]
+                    vpc = vpcs.get(subnet["VpcId"])
+                    if vpc:
+                        # Subnets of one VPC route to each other, as in AWS.
+                        iptables_rule("DOCKER-USER", ["-s", vpc["CidrBlock"], "-d", vpc["CidrBlock"],
+                                                      "-j", "ACCEPT"])
+                    create_container(inst, subnet, image or image_tag())
+                elif container["State"] != "running":
+                    docker("start", iid)
+                    log(f"instance {iid} started")
+            elif state in ("stopping", "stopped"):
+                if container and container["State"] == "running":
+                    docker("stop", "-t", "10", iid)
+                    log(f"instance {iid} stopped")
+            elif container is not None:  # shutting-down / terminated
+                remove_instance(iid)
+        for iid in set(containers) - seen:  # moto forgot it (restarted)
+            remove_instance(iid)
+        # EBS: a volume file lives as long as the volume exists in moto.
+        for path in (LAB_DIR / "volumes").glob("vol-*.img") if (LAB_DIR / "volumes").exists() else []:
+            if path.stem not in known_volumes:
+                release_volume(path.stem, delete=True)
+        prune_networks(set(subnets))
+
+
+def remove_instance(iid):
+    docker("rm", "-f", "-v", iid, check=False)
+    devices_file = LAB_DIR / "instances" / iid / "ebs-devices"
+    if devices_file.exists():
+        for line in devices_file.read_text().splitlines():
+            release_volume(line.split()[1], delete=False)
+    shutil.rmtree(LAB_DIR / "instances" / iid, ignore_errors=True)
+    log(f"instance {iid} terminated: container removed")
+
+
+def prune_networks(live_subnets):
+    proc = docker("network", "ls", "--filter", f"label={LABEL}.subnet", "--format", "{{.Name}}")
+    for name in proc.stdout.split():
+        subnet_id = name.replace("pulse-lab-", "", 1)
+        if subnet_id in live_subnets:
+            continue
+        if docker("network", "rm", name, check=False).returncode == 0:
+            log(f"network {name} removed")
+
+
+def watch(interval=1.0):
+    """The instance backer: sync forever, never dying on a passing error."""
+    log("instance backer started")
+    image = image_tag()
+    running = {"on": True}
+    signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
+    while running["on"]:
+        try:
+            sync(image=image)
+        except Exception as exc:  # keep the lab alive; the error is in watch.log
+            log(f"sync failed: {exc}")
+        time.sleep(interval)
+    log("instance backer stopped")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_check(_args):
+    problems = check_prerequisites()
+    if problems:
+        raise LabError("missing prerequisites:\n  - " + "\n  - ".join(problems))
+    log("prerequisites ok")
+
+
+def cmd_up(_args):
+    require()
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    image = ensure_image()
+    ensure_services()
+    python = sys.executable
+    if moto_answers():
+        log(f"moto already answering on {moto_url()}")
+    else:
+        start_background("moto", [python, str(REPO / "lab" / "moto_server.py"),
+                                  "--port", str(MOTO_PORT), "--bind", "127.0.0.1",
+                                  "--bind", SERVICES_IP])
+        for _ in range(100):
+            if moto_answers():
+                break
+            time.sleep(0.1)
+        else:
+            raise LabError(f"moto did not start: see {LAB_DIR / 'moto.log'}")
+        log(f"moto started on {moto_url()} and {moto_url(SERVICES_IP)}")
+    if start_background("backer", [python, str(Path(__file__).resolve()), "watch"]):
+        log("instance backer started (log: .lab/backer.log)")
+    else:
+        log("instance backer already running")
+    log(f"lab is up: image {image}")
+
+
+def cmd_down(_args):
+    stop_background("backer")
+    if shutil.which("docker") and docker("info", check=False).returncode == 0:
+        ids = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
+        if ids:
+            docker("rm", "-f", "-v", *ids, check=False)
+            log(f"removed {len(ids)} container(s)")
+        nets = docker("network", "ls", "-q", "--filter", f"label={LABEL}").stdout.split()
+        for net in nets:
+            docker("network", "rm", net, check=False)
+        if nets:
+            log(f"removed {len(nets)} network(s)")
+    volumes = LAB_DIR / "volumes"
+    if volumes.exists():
+        for path in volumes.glob("*.img"):
+            release_volume(path.stem, delete=True)
+    shutil.rmtree(LAB_DIR / "instances", ignore_errors=True)
+    stop_background("moto")
+    if shutil.which("iptables"):
+        iptables_cleanup()
+    log("lab is down")
+
+
+def cmd_sync(_args):
+    require()
+    if not moto_answers():
+        raise LabError("moto is not running: `make lab-up` first.")
+    sync()
+
+
+def cmd_watch(_args):
+    watch()
+
+
+def cmd_status(_args):
+    print(f"moto:    {'answering on ' + moto_url() if moto_answers() else 'down'}")
+    print(f"backer:  {'pid ' + str(pid_alive(LAB_DIR / 'backer.pid')) if pid_alive(LAB_DIR / 'backer.pid') else 'down'}")
+    print(f"image:   {image_tag()} {'(built)' if shutil.which('docker') and image_exists(image_tag()) else '(missing)'}")
+    if shutil.which("docker") and docker("info", check=False).returncode == 0:
+        for name, info in sorted(lab_containers().items()):
+            print(f"instance {name}: {info['State']} {info.get('Status', '')}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("check", cmd_check), ("up", cmd_up), ("down", cmd_down), ("sync", cmd_sync),
+                       ("watch", cmd_watch), ("status", cmd_status), ("image", lambda a: print(ensure_image()))):
+        sub.add_parser(name).set_defaults(func=func)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except LabError as exc:
+        print(f"[lab] ERROR: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
