@@ -41,6 +41,8 @@ SERVICES_SUBNET = "198.18.0.0/24"
 SERVICES_IP = "198.18.0.1"
 ROOTFS_IMAGE = "pulse-lab/debian12-rootfs:bookworm"
 IMAGE_REPO = "pulse-lab/debian12-systemd"
+# Stable name of the newest base image, for molecule scenarios (.config/molecule/config.yml).
+IMAGE_LATEST = f"{IMAGE_REPO}:latest"
 DEBIAN_SUITE = "bookworm"
 DEBOOTSTRAP_PACKAGES = (
     "systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,procps,"
@@ -216,6 +218,7 @@ def registry_answers():
 def ensure_image():
     tag = image_tag()
     if image_exists(tag):
+        docker("tag", tag, IMAGE_LATEST)
         return tag
     if image_exists(ROOTFS_IMAGE):
         base = ROOTFS_IMAGE
@@ -228,7 +231,7 @@ def ensure_image():
         base = ROOTFS_IMAGE
     log(f"building {tag} from {base}")
     docker("build", "-q", "--build-arg", f"BASE={base}", "--label", f"{LABEL}.image=1",
-           "-t", tag, str(IMAGE_DIR))
+           "-t", tag, "-t", IMAGE_LATEST, str(IMAGE_DIR))
     return tag
 
 

@@ -1,0 +1,110 @@
+"""Shared test helpers: run playbooks against the lab, talk to moto, read the recap."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+MOTO = "http://127.0.0.1:5000"
+REGION = "us-east-2"
+
+RECAP_RE = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
+    re.M,
+)
+
+
+class PlaybookResult:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.output = proc.stdout
+        self.recap = {
+            m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+            for m in RECAP_RE.finditer(proc.stdout)
+        }
+
+    @property
+    def changed(self):
+        return sum(h["changed"] for h in self.recap.values())
+
+    def changed_hosts(self):
+        return {h: r["changed"] for h, r in self.recap.items() if r["changed"]}
+
+    def __repr__(self):
+        return f"PlaybookResult(rc={self.rc}, recap={self.recap})"
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_INJECT_FACT_VARS="False",
+        ANSIBLE_DEPRECATION_WARNINGS="False",
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook, *args, extra_vars=None, check=False, env=None, timeout=1800):
+    """Run ansible-playbook from the repository root; returns a PlaybookResult."""
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), *args]
+    for key, value in (extra_vars or {}).items():
+        cmd += ["-e", json.dumps({key: value})]
+    if check:
+        cmd += ["--check", "--diff"]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=ansible_env(**(env or {})), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+    )
+    result = PlaybookResult(proc)
+    sys.stdout.write(f"\n$ {' '.join(cmd)}\n{proc.stdout[-20000:]}\n")
+    return result
+
+
+def labctl(*args, check=True):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "lab" / "labctl.py"), *args], cwd=REPO,
+        text=True, capture_output=True, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"labctl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def aws(service):
+    import boto3
+
+    return boto3.client(
+        service, region_name=REGION, endpoint_url=MOTO,
+        aws_access_key_id="lab-not-a-secret", aws_secret_access_key="lab-not-a-secret",
+    )
+
+
+def docker(*args, check=True):
+    proc = subprocess.run(["docker", *args], text=True, capture_output=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab is up (moto + instance backer). Tests share one moto."""
+    labctl("up")
+    return {"moto": MOTO, "region": REGION}
+
+
+@pytest.fixture
+def playbook():
+    return run_playbook
