@@ -1,0 +1,60 @@
+"""Unit tests of lab/labctl.py: device naming, prerequisites, image tag."""
+
+import importlib.util
+
+import pytest
+
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("labctl", REPO / "lab/labctl.py")
+labctl = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(labctl)
+
+
+def test_extra_volumes_get_nitro_names_in_device_order():
+    instance = {
+        "RootDeviceName": "/dev/xvda",
+        "BlockDeviceMappings": [
+            {"DeviceName": "/dev/sdg", "Ebs": {"VolumeId": "vol-2"}},
+            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-root"}},
+            {"DeviceName": "/dev/sdf", "Ebs": {"VolumeId": "vol-1"}},
+        ],
+    }
+    assert labctl.instance_devices(instance) == [
+        ("nvme1n1", "/dev/sdf", "vol-1"),
+        ("nvme2n1", "/dev/sdg", "vol-2"),
+    ]
+
+
+def test_no_extra_volumes():
+    assert labctl.instance_devices({"BlockDeviceMappings": []}) == []
+
+
+def test_missing_docker_cli_is_named_with_the_fix(monkeypatch):
+    real_which = labctl.shutil.which
+    monkeypatch.setattr(labctl.shutil, "which", lambda t: None if t == "docker" else real_which(t))
+    problems = labctl.check_prerequisites()
+    assert any("apt-get install docker.io" in p for p in problems)
+
+
+def test_up_stops_with_a_message_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setattr(labctl, "check_prerequisites", lambda *a: ["The Docker engine is not answering: start it."])
+    assert labctl.main(["up"]) == 2
+    err = capsys.readouterr().err
+    assert "the lab cannot start" in err and "Docker engine is not answering" in err
+
+
+def test_image_tag_follows_the_image_sources():
+    tag = labctl.image_tag()
+    assert tag.startswith("pulse-lab/debian12-systemd:") and tag == labctl.image_tag()
+
+
+@pytest.mark.parametrize("sources,expected", [
+    ("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n", "http://mirror.example/debian"),
+])
+def test_debian_mirror_read_from_deb822(tmp_path, monkeypatch, sources, expected):
+    path = tmp_path / "debian.sources"
+    path.write_text(sources)
+    real_path = labctl.Path
+    monkeypatch.setattr(labctl, "Path", lambda p: path if p.endswith("debian.sources") else real_path(tmp_path / "none"))
+    assert labctl.debian_mirror() == expected
