@@ -49,6 +49,10 @@ DEBOOTSTRAP_PACKAGES = (
     "e2fsprogs,util-linux,curl,git,xz-utils,gzip,tar"
 )
 IPTABLES_COMMENT = "pulse-lab"
+# The lab's "GitHub": the pulse-node stand-in's release repository, served by git daemon.
+GIT_PORT = 9418
+GIT_BASE = LAB_DIR / "git"
+RELEASE_REPO_SCRIPT = REPO / "lab" / "pulse-node" / "make-release-repo.sh"
 
 # The flags that let systemd run as PID 1 without --privileged (see shared/lab-notes.md).
 SYSTEMD_RUN_FLAGS = [
@@ -327,8 +331,35 @@ def iptables_cleanup():
 def ensure_services():
     ensure_network(SERVICES_NET, SERVICES_SUBNET, {"role": "services"})
     # moto on the services address answers lab containers only (they come in on docker bridges).
-    iptables_rule("INPUT", ["-p", "tcp", "-d", SERVICES_IP, "--dport", str(MOTO_PORT),
-                            "!", "-i", "br-+", "-j", "DROP"])
+    for port in (MOTO_PORT, GIT_PORT):
+        iptables_rule("INPUT", ["-p", "tcp", "-d", SERVICES_IP, "--dport", str(port),
+                                "!", "-i", "br-+", "-j", "DROP"])
+
+
+def git_answers():
+    proc = run(["git", "ls-remote", f"git://127.0.0.1:{GIT_PORT}/pulse"], check=False, timeout=10)
+    return proc.returncode == 0
+
+
+def ensure_git_remote():
+    """The stand-in's release repository (tags v1.1.0, v1.2.0, broken v1.3.0) on git://."""
+    if not RELEASE_REPO_SCRIPT.exists():
+        log("no stand-in release script yet: git remote not started")
+        return
+    GIT_BASE.mkdir(parents=True, exist_ok=True)
+    run(["bash", str(RELEASE_REPO_SCRIPT), str(GIT_BASE / "pulse")])
+    if git_answers():
+        return
+    start_background("git-daemon", [
+        "git", "daemon", "--reuseaddr", "--export-all", f"--base-path={GIT_BASE}",
+        f"--port={GIT_PORT}", "--listen=127.0.0.1", f"--listen={SERVICES_IP}", str(GIT_BASE),
+    ])
+    for _ in range(50):
+        if git_answers():
+            log(f"git remote git://{SERVICES_IP}/pulse (stand-in releases)")
+            return
+        time.sleep(0.2)
+    raise LabError(f"git daemon did not start: see {LAB_DIR / 'git-daemon.log'}")
 
 
 # --------------------------------------------------------------------------- instance backing
@@ -547,6 +578,7 @@ def cmd_up(_args):
         else:
             raise LabError(f"moto did not start: see {LAB_DIR / 'moto.log'}")
         log(f"moto started on {moto_url()} and {moto_url(SERVICES_IP)}")
+    ensure_git_remote()
     if start_background("backer", [python, str(Path(__file__).resolve()), "watch"]):
         log("instance backer started (log: .lab/backer.log)")
     else:
@@ -572,6 +604,7 @@ def cmd_down(_args):
             release_volume(path.stem, delete=True)
     shutil.rmtree(LAB_DIR / "instances", ignore_errors=True)
     stop_background("moto")
+    stop_background("git-daemon")
     if shutil.which("iptables"):
         iptables_cleanup()
     log("lab is down")
@@ -591,6 +624,7 @@ def cmd_watch(_args):
 def cmd_status(_args):
     print(f"moto:    {'answering on ' + moto_url() if moto_answers() else 'down'}")
     print(f"backer:  {'pid ' + str(pid_alive(LAB_DIR / 'backer.pid')) if pid_alive(LAB_DIR / 'backer.pid') else 'down'}")
+    print(f"git:     {'git://' + SERVICES_IP + '/pulse' if git_answers() else 'down'}")
     print(f"image:   {image_tag()} {'(built)' if shutil.which('docker') and image_exists(image_tag()) else '(missing)'}")
     if shutil.which("docker") and docker("info", check=False).returncode == 0:
         for name, info in sorted(lab_containers().items()):
