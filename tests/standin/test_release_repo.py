@@ -1,0 +1,73 @@
+"""lab/pulse-node/make-release-repo.sh: tags, reproducibility, idempotence,
+and the broken v1.3.0 release (builds, reports 1.3.0, /health 503)."""
+
+import os
+import shutil
+import subprocess
+
+from conftest import CRATE, http
+
+SCRIPT = CRATE / "make-release-repo.sh"
+TAGS = ["v1.1.0", "v1.2.0", "v1.3.0"]
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_script(dest):
+    return subprocess.run(["bash", str(SCRIPT), str(dest)], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_release_repo(tmp_path):
+    dest = tmp_path / "pulse"
+    proc = run_script(dest)
+    assert proc.returncode == 0, proc.stderr
+    assert git(dest, "tag", "--list").split() == TAGS
+    commits = {t: git(dest, "rev-parse", f"{t}^{{commit}}") for t in TAGS}
+    assert git(dest, "rev-parse", "main") == commits["v1.2.0"]
+    assert git(dest, "symbolic-ref", "HEAD") == "refs/heads/main"
+    assert git(dest, "status", "--porcelain") == ""
+    for tag, broken in (("v1.1.0", "false"), ("v1.2.0", "false"), ("v1.3.0", "true")):
+        version = tag[1:]
+        assert f'version = "{version}"' in git(dest, "show", f"{tag}:node/Cargo.toml")
+        assert f'version = "{version}"' in git(dest, "show", f"{tag}:node/Cargo.lock")
+        assert f"pub const BROKEN: bool = {broken};" in git(dest, "show", f"{tag}:node/src/build_mode.rs")
+        files = git(dest, "ls-tree", "-r", "--name-only", tag).split()
+        assert "node/src/main.rs" in files
+
+    # idempotent: a second run changes nothing
+    again = run_script(dest)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout
+    assert {t: git(dest, "rev-parse", f"{t}^{{commit}}") for t in TAGS} == commits
+
+    # reproducible: fixed names and dates give the same commits elsewhere
+    other = tmp_path / "elsewhere" / "pulse"
+    assert run_script(other).returncode == 0
+    assert {t: git(other, "rev-parse", f"{t}^{{commit}}") for t in TAGS} == commits
+
+    # a non-empty directory that is not the release repository is refused
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "file").write_text("x")
+    assert run_script(junk).returncode != 0
+
+
+def test_broken_release_builds_and_fails_health(tmp_path, nodes):
+    dest = tmp_path / "pulse"
+    assert run_script(dest).returncode == 0
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", "--branch", "v1.3.0", str(dest), str(checkout)],
+                   check=True, capture_output=True)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(tmp_path / "target"))
+    build = subprocess.run([shutil.which("cargo") or "cargo", "build", "--release", "--locked", "--offline"],
+                           cwd=checkout / "node", env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert build.returncode == 0, build.stderr[-4000:]
+    node = nodes.start(binary=tmp_path / "target" / "release" / "pulse-node", name="broken")
+    for _ in range(3):
+        status, body, _ = http(node.port, "/health")
+        assert status == 503
+        assert body == {"success": False, "error": "unhealthy"}
+    assert node.data("/info")["version"] == "1.3.0"
+    assert "deliberately broken build" in node.log()
