@@ -127,9 +127,12 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Response> {
         return Err(fail(400, "Malformed request line"));
     }
     let mut content_length = 0usize;
+    let mut expect_continue = false;
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
+            if name.trim().eq_ignore_ascii_case("expect") && value.trim().eq_ignore_ascii_case("100-continue") {
+                expect_continue = true;
+            } else if name.trim().eq_ignore_ascii_case("content-length") {
                 content_length = match value.trim().parse() {
                     Ok(n) => n,
                     Err(_) => return Err(fail(400, "Invalid Content-Length")),
@@ -143,6 +146,10 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Response> {
         return Err(fail(413, "Request body too large"));
     }
     let mut body: Vec<u8> = buf[head_end..].to_vec();
+    if expect_continue && body.len() < content_length {
+        // curl sends `Expect: 100-continue` for larger bodies and waits for this
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
     while body.len() < content_length {
         if start.elapsed() > REQUEST_DEADLINE {
             return Ok(None);
