@@ -5,7 +5,7 @@ import json
 import signal
 import time
 
-from conftest import wait_converged, wait_until
+from standin_helpers import wait_converged, wait_until
 
 INTERVAL = "300"
 

@@ -6,7 +6,7 @@ import re
 import socket
 import time
 
-from conftest import HOST, http, wait_until
+from standin_helpers import HOST, http, wait_until
 
 BLOCK_FIELDS = {"index", "timestamp", "previous_hash", "heartbeats", "transactions", "n_live",
                 "total_weight", "security", "bio_entropy", "block_hash"}

@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 
-from conftest import CRATE, http
+from standin_helpers import CRATE, http
 
 SCRIPT = CRATE / "make-release-repo.sh"
 TAGS = ["v1.1.0", "v1.2.0", "v1.3.0"]
