@@ -1,0 +1,111 @@
+"""site.yml end to end in the lab: provisioned instances, the built release, peered nodes."""
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from conftest import aws, docker, run_playbook
+
+pytestmark = pytest.mark.lab
+
+TIMINGS = {}
+
+
+def lab_nodes():
+    reservations = aws("ec2").describe_instances(Filters=[
+        {"Name": "tag:Project", "Values": ["pulse"]},
+        {"Name": "tag:Env", "Values": ["lab"]},
+        {"Name": "tag:Role", "Values": ["node"]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ])["Reservations"]
+    nodes = [i for r in reservations for i in r["Instances"]]
+    return sorted(nodes, key=lambda i: int({t["Key"]: t["Value"] for t in i["Tags"]}.get("NodeIndex", 0)))
+
+
+def get(ip, path, timeout=5):
+    """Ask a lab node (a container on a lab network) directly."""
+    with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=timeout) as resp:
+        body = json.loads(resp.read())
+    assert body["success"] is True, body
+    return body["data"]
+
+
+def wait_until(predicate, timeout, interval=1.0, what=""):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError as exc:  # connection refused while a node restarts
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
+
+
+@pytest.fixture(scope="module")
+def site(lab):
+    start = time.time()
+    first = run_playbook("site.yml")
+    TIMINGS["first"] = time.time() - start
+    assert first.rc == 0, first.output[-6000:]
+    return first
+
+
+def test_every_node_answers_health_with_the_deployed_version(site):
+    nodes = lab_nodes()
+    assert len(nodes) == 3
+    for node in nodes:
+        assert get(node["PrivateIpAddress"], "/health") == "Pulse node is alive"
+        assert get(node["PrivateIpAddress"], "/info")["version"] == "1.2.0"
+
+
+def test_each_node_is_peered_with_the_other_two(site):
+    nodes = lab_nodes()
+    ids = {n["PrivateIpAddress"]: get(n["PrivateIpAddress"], "/info")["peer_id"] for n in nodes}
+    for ip in ids:
+        others = {pid for other, pid in ids.items() if other != ip}
+        wait_until(lambda: others <= {p if isinstance(p, str) else p.get("peer_id") for p in
+                                      get(ip, "/peers")["connected_peers"]},
+                   timeout=60, what=f"{ip} to list its two peers")
+
+
+def test_chains_agree(site):
+    nodes = lab_nodes()
+
+    def agree():
+        chains = [get(n["PrivateIpAddress"], "/chain") for n in nodes]
+        heights = {c["height"] for c in chains}
+        hashes = {c["latest_hash"] for c in chains}
+        return chains if len(hashes) == 1 and min(heights) > 0 else None
+
+    wait_until(agree, timeout=90, interval=0.5, what="the three nodes to agree on height and hash")
+
+
+def test_every_node_persists_on_its_own_data_volume(site):
+    for node in lab_nodes():
+        iid = node["InstanceId"]
+        out = docker("exec", iid, "findmnt", "-n", "-o", "SOURCE,TARGET", "/opt/pulse/data").stdout.split()
+        assert out == ["/dev/nvme1n1", "/opt/pulse/data"], out
+
+
+def test_restarting_a_node_keeps_its_height(site):
+    node = lab_nodes()[0]
+    ip, iid = node["PrivateIpAddress"], node["InstanceId"]
+    before = get(ip, "/chain")["height"]
+    docker("restart", iid)
+    after = wait_until(lambda: get(ip, "/chain", timeout=2)["height"], timeout=120,
+                       what="the restarted node to answer")
+    assert after >= before
+
+
+def test_second_run_changes_nothing(site):
+    start = time.time()
+    second = run_playbook("site.yml")
+    TIMINGS["second"] = time.time() - start
+    assert second.rc == 0, second.output[-6000:]
+    assert second.changed == 0, second.changed_hosts()
+    print(f"\nsite.yml wall time: first run {TIMINGS['first']:.0f} s, second run {TIMINGS['second']:.0f} s")
