@@ -53,6 +53,20 @@ def cidr_within(value, supernet):
     return inner.subnet_of(outer)
 
 
+def cidr_outside(values, supernet):
+    """The entries of a list that do not lie inside supernet (empty list: all inside)."""
+    if not isinstance(values, (list, tuple)):
+        return [values]
+    return [v for v in values if not cidr_within(v, supernet)]
+
+
+def cidr_family(values, version):
+    """The valid networks of one IP version in a list (e.g. split security group sources)."""
+    if not isinstance(values, (list, tuple)):
+        raise AnsibleFilterError(f"cidr_family expects a list of CIDRs, got {type(values).__name__}")
+    return [v for v in values if cidr_valid(v, version)]
+
+
 def cidr_overlaps(values):
     """Pairs of overlapping networks in values, as "a overlaps b" strings (empty: none overlap).
 
@@ -126,6 +140,13 @@ def fqdn_within(name, zone):
     return name == zone or name.endswith("." + zone)
 
 
+def fqdn_outside(names, zone):
+    """The names of a list that are not valid names inside zone (empty list: all fine)."""
+    if not isinstance(names, (list, tuple)):
+        return [names]
+    return [n for n in names if not fqdn_within(n, zone)]
+
+
 class FilterModule:
     """pulse.infra network filters."""
 
@@ -134,9 +155,12 @@ class FilterModule:
             "cidr_valid": cidr_valid,
             "cidr_invalid": cidr_invalid,
             "cidr_within": cidr_within,
+            "cidr_outside": cidr_outside,
+            "cidr_family": cidr_family,
             "cidr_overlaps": cidr_overlaps,
             "cidr_prefix": cidr_prefix,
             "ipv6_subnet": ipv6_subnet,
             "fqdn_valid": fqdn_valid,
             "fqdn_within": fqdn_within,
+            "fqdn_outside": fqdn_outside,
         }

@@ -40,6 +40,20 @@ def test_cidr_within():
     assert not f.cidr_within("bad", "10.0.0.0/8")
 
 
+def test_cidr_outside():
+    assert f.cidr_outside(["10.213.1.0/24", "10.214.1.0/24", "x"], "10.213.0.0/16") == ["10.214.1.0/24", "x"]
+    assert f.cidr_outside([], "10.213.0.0/16") == []
+    assert f.cidr_outside("10.213.1.0/24", "10.213.0.0/16") == ["10.213.1.0/24"]
+
+
+def test_cidr_family():
+    mixed = ["0.0.0.0/0", "::/0", "10.0.0.0/8", "2001:db8::/32", "bad"]
+    assert f.cidr_family(mixed, 4) == ["0.0.0.0/0", "10.0.0.0/8"]
+    assert f.cidr_family(mixed, 6) == ["::/0", "2001:db8::/32"]
+    with pytest.raises(AnsibleFilterError):
+        f.cidr_family("10.0.0.0/8", 4)
+
+
 def test_cidr_overlaps():
     assert f.cidr_overlaps(["10.213.1.0/24", "10.213.2.0/24", "10.213.11.0/24"]) == []
     assert f.cidr_overlaps(["10.213.1.0/24", "10.213.1.128/25", "10.213.2.0/24"]) == [
@@ -92,8 +106,15 @@ def test_fqdn_within():
     assert not f.fqdn_within("bad..name.com", "name.com")
 
 
+def test_fqdn_outside():
+    assert f.fqdn_outside(["www.example.com", "www.other.com", "bad..example.com"], "example.com") == [
+        "www.other.com", "bad..example.com"]
+    assert f.fqdn_outside([], "example.com") == []
+    assert f.fqdn_outside("www.example.com", "example.com") == ["www.example.com"]
+
+
 def test_filter_module_exports_everything():
     exported = f.FilterModule().filters()
-    for name in ("cidr_valid", "cidr_invalid", "cidr_within", "cidr_overlaps", "cidr_prefix",
-                 "ipv6_subnet", "fqdn_valid", "fqdn_within"):
+    for name in ("cidr_valid", "cidr_invalid", "cidr_within", "cidr_outside", "cidr_family", "cidr_overlaps",
+                 "cidr_prefix", "ipv6_subnet", "fqdn_valid", "fqdn_within", "fqdn_outside"):
         assert callable(exported[name])
