@@ -29,8 +29,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,9 +59,17 @@ ADDRESS_FROM_TOP = 5
 HEALTH = {"inter": "1s", "fall": 2, "rise": 2, "timeout": "1s"}
 DEFAULT_DEREGISTRATION_DELAY = 300
 DEFAULT_IDLE_TIMEOUT = 60
+# .lab/alb/<alb name>/ on the host is CONTAINER_DIR in the container.
+CONTAINER_DIR = "/etc/haproxy/lab"
 CONFIG_NAME = "haproxy.cfg"
 BUNDLE_NAME = "server.pem"
+MASTER_SOCKET = "master.sock"  # master CLI (-S in lab/alb/Dockerfile): reload, show proc
+ADMIN_SOCKET = "admin.sock"  # the workers' stats socket: show servers state
+SERVER_STATE = "server-state"
+RELOAD_TIMEOUT = 10
 BUILD_RETRY_SECONDS = 60
+# How often the follower thread looks for (de)registrations between passes.
+FOLLOW_INTERVAL = 0.5
 
 # What has been said already, so that a pass every second logs a condition once.
 _said = {}
@@ -67,6 +77,7 @@ _build = {"proc": None, "tag": None, "failed_at": 0.0}
 _clients = {}
 _rejected = {}
 _announced = []
+_follow = {"thread": None, "tgs": [], "seen": None}
 
 
 def _once(log, key, msg):
@@ -177,9 +188,10 @@ def describe_target_group(tg_arn, instance_ips):
     elb = client("elbv2")
     tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
     attrs = _attributes(elb.describe_target_group_attributes(TargetGroupArn=tg_arn)["Attributes"])
-    servers = []
+    servers, registered = [], []
     for desc in elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]:
         target = desc["Target"]
+        registered.append(_registration(tg_arn, desc))
         port = target.get("Port") or tg["Port"]
         if tg.get("TargetType", "instance") == "ip":
             addr = target["Id"]
@@ -204,7 +216,21 @@ def describe_target_group(tg_arn, instance_ips):
                                      DEFAULT_DEREGISTRATION_DELAY),
         "algorithm": attrs.get("load_balancing.algorithm.type", "round_robin"),
         "servers": servers,
+        "registered": registered,
     }
+
+
+def _registration(tg_arn, desc):
+    return (tg_arn, desc["Target"]["Id"], desc["Target"].get("Port") or 0, desc["TargetHealth"].get("State", ""))
+
+
+def registrations(tg_arns):
+    """What the follower watches: every (target group, target, port, state), sorted."""
+    out = []
+    for arn in tg_arns:
+        for desc in client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
+            out.append(_registration(arn, desc))
+    return sorted(out)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -283,8 +309,8 @@ def render_config(alb, bundle_digest=""):
         f"# certificate bundle sha256: {bundle_digest}",
         "global",
         "    log stdout format raw local0 info",
-        "    stats socket /run/haproxy/admin.sock mode 600 level admin",
-        "    server-state-file /var/lib/haproxy/server-state",
+        f"    stats socket {CONTAINER_DIR}/{ADMIN_SOCKET} mode 600 level admin",
+        f"    server-state-file {CONTAINER_DIR}/{SERVER_STATE}",
         # Old workers drain at most as long as the target group's deregistration delay.
         f"    hard-stop-after {max(drain, 1)}s",
         "    user haproxy",
@@ -317,7 +343,7 @@ def render_config(alb, bundle_digest=""):
         lines += [
             "",
             f"frontend https-{https['port']}",
-            f"    bind :443 ssl crt /etc/haproxy/lab/{BUNDLE_NAME} alpn h2,http/1.1"
+            f"    bind :443 ssl crt {CONTAINER_DIR}/{BUNDLE_NAME} alpn h2,http/1.1"
             f" ssl-min-ver {min_tls_version(https['ssl_policy'])}",
             "    http-request set-header X-Forwarded-Proto https",
             f"    http-request set-header X-Forwarded-Port {https['port']}",
@@ -386,6 +412,8 @@ def image_tag():
 def ensure_image(log):
     """The image's tag once it exists; while it is built (in the background) None."""
     tag = image_tag()
+    if _build.get("ready") == tag:
+        return tag
     proc = _build["proc"]
     if proc is not None and proc.poll() is None:
         return None
@@ -398,6 +426,7 @@ def ensure_image(log):
             log(f"alb: image {_build['tag']} built")
     if labctl.image_exists(tag):
         _clear("image")
+        _build["ready"] = tag
         return tag
     if not labctl.image_exists(labctl.IMAGE_LATEST):
         _once(log, "image", f"alb: base image {labctl.IMAGE_LATEST} missing: run `labctl up`")
@@ -470,7 +499,7 @@ def create_container(alb, image, spec, state_dir, log):
         "--label", f"{labctl.LABEL}=1", "--label", f"{LABEL_ALB}={alb['name']}",
         "--label", f"{LABEL_SPEC}={spec}",
         "--log-opt", "max-size=10m", "--log-opt", "max-file=2",
-        "-v", f"{state_dir}:/etc/haproxy/lab",
+        "-v", f"{state_dir}:{CONTAINER_DIR}",
         image,
     )
     try:
@@ -499,22 +528,94 @@ def _write(path, text, mode=0o644):
     tmp.replace(path)
 
 
+def haproxy_command(sock, command, timeout=3.0):
+    """One command on an HAProxy CLI socket (the host side of the mounted directory)."""
+    if len(str(sock).encode()) > 107:
+        raise labctl.LabError(f"socket path too long for AF_UNIX: {sock} (use a shorter PULSE_LAB_DIR)")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(sock))
+        conn.sendall(command.encode() + b"\n")
+        conn.shutdown(socket.SHUT_WR)  # the master CLI answers and closes only then
+        chunks = []
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def master_reloads(state_dir):
+    """(reloads, failed reloads) as the master counts them (`show proc`)."""
+    for line in haproxy_command(state_dir / MASTER_SOCKET, "show proc").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[1] == "master" and fields[3] == "[failed:":
+            return int(fields[2]), int(fields[4].rstrip("]"))
+    raise labctl.LabError("unexpected `show proc` answer from the HAProxy master")
+
+
+def servers_state(state_dir):
+    """HAProxy's view of its servers: name -> (backend, operational state: 0 down, 2 up...)."""
+    out = {}
+    for line in haproxy_command(state_dir / ADMIN_SOCKET, "show servers state").splitlines():
+        fields = line.split()
+        if len(fields) > 6 and not line.startswith("#"):
+            out[fields[3]] = (fields[1], int(fields[5]))
+    return out
+
+
 def reload(name, state_dir, config, log):
-    """Graceful reload: check, keep the servers' health state, SIGUSR2 to the master."""
+    """Graceful reload, driven from the host through the mounted sockets.
+
+    The workers' server state (health) is saved to the server-state file that the new workers
+    load, so that targets which stay keep their health across the reload; the master then
+    starts new workers for new connections while the old ones finish their in-flight requests
+    (draining, bounded by hard-stop-after). A configuration the master refuses is put back.
+    """
     digest = hashlib.sha256(config.encode()).hexdigest()
     if _rejected.get(name) == digest:
         return False
-    _write(state_dir / (CONFIG_NAME + ".new"), config)
-    proc = labctl.docker("exec", name, "/usr/local/sbin/pulse-lab-alb-reload", check=False)
-    if proc.returncode != 0:
+    config_path = state_dir / CONFIG_NAME
+    old = config_path.read_text() if config_path.exists() else None
+    try:
+        reloads, failed = master_reloads(state_dir)
+    except (OSError, labctl.LabError) as exc:
+        _once(log, f"cli:{name}", f"alb: {name}: HAProxy master not answering yet ({exc})")
+        return False
+    _clear(f"cli:{name}")
+    try:
+        _write(state_dir / SERVER_STATE, haproxy_command(state_dir / ADMIN_SOCKET, "show servers state"))
+    except OSError:
+        pass  # no state saved: the servers start up, as on a first start
+    _write(config_path, config)
+    ok = False
+    try:
+        haproxy_command(state_dir / MASTER_SOCKET, "reload")
+        deadline = time.time() + RELOAD_TIMEOUT
+        while time.time() < deadline:
+            time.sleep(0.05)
+            try:
+                now_reloads, now_failed = master_reloads(state_dir)
+            except OSError:
+                continue  # the master is re-executing itself
+            if now_reloads > reloads:
+                ok = now_failed == failed
+                break
+    except OSError as exc:
+        log(f"alb: {name}: reload failed: {exc}")
+    if not ok:
+        if old is not None:
+            _write(config_path, old)
         _rejected[name] = digest
-        log(f"alb: {name}: configuration refused, the old one stays: {proc.stderr.strip()[-2000:]}")
+        log(f"alb: {name}: new configuration refused or not loaded, the old one stays "
+            f"(`docker logs {name}`)")
         return False
     _rejected.pop(name, None)
     return True
 
 
-def reconcile(alb, containers, log):
+def reconcile(alb, containers, log, started=None):
     name = container_name(alb["name"])
     bundle = certificate_bundle()
     if bundle is None:
@@ -564,17 +665,31 @@ def reconcile(alb, containers, log):
         return
     if reload(name, state_dir, config, log):
         servers = sum(len(tg["servers"]) for tg in alb["target_groups"].values())
-        log(f"alb: {alb['name']}: reloaded with {servers} registered target(s)")
+        took = f" ({time.time() - started:.2f}s after the pass began)" if started else ""
+        log(f"alb: {alb['name']}: reloaded with {servers} registered target(s){took}")
 
 
-def sync(log=labctl.log):
-    """One reconcile pass: an HAProxy container per moto ALB tagged Project=pulse."""
+def sync(log=labctl.log, follow=True):
+    """One reconcile pass: an HAProxy container per moto ALB tagged Project=pulse.
+
+    With follow (the default), the first call also starts a thread in this process that
+    polls the ALBs' target registrations every FOLLOW_INTERVAL seconds (one DescribeTargetHealth
+    per target group) and runs a pass as soon as they change, so that (de)registrations reach
+    HAProxy in about a second whatever the caller's own cadence is.
+    """
     if not _announced:
         _announced.append(True)
         log("alb: lab load balancer sync active (lab/lab_alb.py)")
+    _pass(log)
+    if follow:
+        _ensure_follower(log)
+
+
+def _pass(log):
     labctl.LAB_DIR.mkdir(parents=True, exist_ok=True)
     with open(labctl.LAB_DIR / "alb.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.time()
         albs = describe_albs(log)
         containers = alb_containers()
         ports = {}
@@ -589,13 +704,39 @@ def sync(log=labctl.log):
                 continue
             _clear(f"ports:{alb['name']}")
             ports.update({alb["https_port"]: alb["name"], alb["http_port"]: alb["name"]})
-            reconcile(alb, containers, log)
+            reconcile(alb, containers, log, started)
         for name, info in containers.items():
             if info["alb"] not in live:
                 remove_container(name, info["alb"], log)
+        groups = [tg for alb in albs for tg in alb["target_groups"].items()]
+        _follow["tgs"] = [arn for arn, _ in groups]
+        _follow["seen"] = sorted(r for _, tg in groups for r in tg["registered"])
+
+
+def _ensure_follower(log):
+    thread = _follow.get("thread")
+    if thread is not None and thread.is_alive():
+        return
+    thread = threading.Thread(target=_follower, args=(log,), name="lab-alb-follower", daemon=True)
+    _follow["thread"] = thread
+    thread.start()
+
+
+def _follower(log):
+    while True:
+        time.sleep(FOLLOW_INTERVAL)
+        try:
+            tgs = list(_follow.get("tgs") or [])
+            if tgs and registrations(tgs) != _follow.get("seen"):
+                _pass(log)
+            _clear("follow")
+        except Exception as exc:  # a deleted target group, moto restarting...: the next pass sorts it out
+            _once(log, "follow", f"alb: following registrations: {exc}")
+            _follow["tgs"] = []
 
 
 def watch(interval=1.0, log=labctl.log):
+    """Passes every interval seconds (and the follower) until SIGTERM."""
     running = {"on": True}
     signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
     signal.signal(signal.SIGINT, lambda *_: running.update(on=False))
@@ -617,7 +758,7 @@ def main(argv=None):
         watch()
         return 0
     try:
-        sync()
+        sync(follow=False)
     except labctl.LabError as exc:
         print(f"[lab] ERROR: {exc}", file=sys.stderr)
         return 2
