@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labctl  # noqa: E402  (lab/ is on the path when labctl itself imports this module)
+from botocore.exceptions import ClientError  # noqa: E402
 
 ALB_IMAGE_DIR = Path(__file__).resolve().parent / "alb"
 ALB_IMAGE_REPO = "pulse-lab/alb"
@@ -179,7 +180,11 @@ def describe_albs(log):
             alb["listeners"].append({"port": listener["Port"], "protocol": listener["Protocol"],
                                      "ssl_policy": listener.get("SslPolicy", ""), "action": action})
         for tg_arn in dict.fromkeys(tg_arns):
-            alb["target_groups"][tg_arn] = describe_target_group(tg_arn, instance_ips)
+            try:
+                alb["target_groups"][tg_arn] = describe_target_group(tg_arn, instance_ips)
+            except ClientError as exc:  # deleted while a listener still names it
+                if exc.response.get("Error", {}).get("Code") != "TargetGroupNotFound":
+                    raise
         albs.append(alb)
     return albs
 
@@ -424,6 +429,7 @@ def ensure_image(log):
             log(f"alb: building {_build['tag']} failed: see {STATE_DIR / 'build.log'}")
         else:
             log(f"alb: image {_build['tag']} built")
+            prune_images(_build["tag"])
     if labctl.image_exists(tag):
         _clear("image")
         _build["ready"] = tag
@@ -444,6 +450,14 @@ def ensure_image(log):
         )
     _build["tag"] = tag
     return None
+
+
+def prune_images(keep):
+    """Older pulse-lab/alb images (a container still using one keeps it: rmi fails)."""
+    proc = labctl.docker("images", ALB_IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    for tag in proc.stdout.split():
+        if tag != keep:
+            labctl.docker("rmi", tag, check=False)
 
 
 # --------------------------------------------------------------------------- containers
@@ -627,6 +641,10 @@ def reconcile(alb, containers, log, started=None):
     if not alb["subnets"]:
         _once(log, f"subnets:{alb['name']}", f"alb: {alb['name']}: no subnet known to moto: skipped")
         return
+    if not (_listener(alb, "HTTPS") or _listener(alb, "HTTP")):
+        _once(log, f"listeners:{alb['name']}", f"alb: {alb['name']}: no listener yet: skipped")
+        return
+    _clear(f"listeners:{alb['name']}")
     image = ensure_image(log)
     if image is None:
         return
@@ -708,6 +726,10 @@ def _pass(log):
         for name, info in containers.items():
             if info["alb"] not in live:
                 remove_container(name, info["alb"], log)
+        known = live | {info["alb"] for info in containers.values()}
+        for path in STATE_DIR.iterdir() if STATE_DIR.exists() else []:
+            if path.is_dir() and path.name not in known:  # left by `labctl down` or a moto restart
+                shutil.rmtree(path, ignore_errors=True)
         groups = [tg for alb in albs for tg in alb["target_groups"].items()]
         _follow["tgs"] = [arn for arn, _ in groups]
         _follow["seen"] = sorted(r for _, tg in groups for r in tg["registered"])
@@ -725,13 +747,20 @@ def _ensure_follower(log):
 def _follower(log):
     while True:
         time.sleep(FOLLOW_INTERVAL)
+        tgs = list(_follow.get("tgs") or [])
+        if not tgs:
+            continue
         try:
-            tgs = list(_follow.get("tgs") or [])
-            if tgs and registrations(tgs) != _follow.get("seen"):
-                _pass(log)
+            changed = registrations(tgs) != _follow.get("seen")
+        except Exception:  # a target group deleted, say: a pass sorts it out
+            changed = True
+        if not changed:
+            continue
+        try:
+            _pass(log)
             _clear("follow")
-        except Exception as exc:  # a deleted target group, moto restarting...: the next pass sorts it out
-            _once(log, "follow", f"alb: following registrations: {exc}")
+        except Exception as exc:  # moto restarting...: wait for the caller's next pass
+            _once(log, "follow", f"alb: pass after a registration change failed: {exc}")
             _follow["tgs"] = []
 
 
