@@ -10,7 +10,6 @@ import importlib.util
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 
