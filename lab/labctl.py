@@ -537,19 +537,32 @@ def prune_networks(live_subnets):
 def watch(interval=1.0):
     """The instance backer: sync forever, never dying on a passing error."""
     log("instance backer started")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lab_alb  # the lab's load balancer (HAProxy) for moto ALBs; see lab/alb/README.md
+
     image = image_tag()
     running = {"on": True}
     signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
     while running["on"]:
         try:
             sync(image=image)
-        except Exception as exc:  # keep the lab alive; the error is in watch.log
+        except Exception as exc:  # keep the lab alive; the error is in backer.log
             log(f"sync failed: {exc}")
+        try:
+            lab_alb.sync(log)
+        except Exception as exc:
+            log(f"load balancer sync failed: {exc}")
         time.sleep(interval)
     log("instance backer stopped")
 
 
 # --------------------------------------------------------------------------- commands
+
+
+def backer_code_hash():
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py")
+                                   if (here / f).exists())).hexdigest()
 
 
 def cmd_check(_args):
@@ -579,6 +592,12 @@ def cmd_up(_args):
             raise LabError(f"moto did not start: see {LAB_DIR / 'moto.log'}")
         log(f"moto started on {moto_url()} and {moto_url(SERVICES_IP)}")
     ensure_git_remote()
+    code = backer_code_hash()
+    stamp = LAB_DIR / "backer.code"
+    if pid_alive(LAB_DIR / "backer.pid") and (not stamp.exists() or stamp.read_text() != code):
+        log("the backer's code changed: restarting it")
+        stop_background("backer")
+    stamp.write_text(code)
     if start_background("backer", [python, str(Path(__file__).resolve()), "watch"]):
         log("instance backer started (log: .lab/backer.log)")
     else:
