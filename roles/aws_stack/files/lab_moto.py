@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Lab only: give a moto load balancer the attributes AWS always returns.
+"""Lab only: work around two gaps of moto that break amazon.aws modules. Never used outside
+the lab (the tasks that call it are guarded by pulse_lab).
 
-moto's DescribeLoadBalancerAttributes lists only a few attributes of a new ALB
-(idle_timeout.timeout_seconds, routing.http2.enabled, routing.http.drop_invalid_header_fields.enabled
-... are missing), and amazon.aws.elb_application_lb then fails with a KeyError when it compares
-them. This writes AWS's documented defaults for the missing keys only, so the module can
-compare and set them as it does against AWS. Never used outside the lab (pulse_lab).
+seed-alb-attributes NAME
+    moto's DescribeLoadBalancerAttributes lists only a few attributes of a new ALB
+    (idle_timeout.timeout_seconds, routing.http2.enabled, routing.http.drop_invalid_header_fields.enabled
+    ... are missing) and amazon.aws.elb_application_lb fails with a KeyError when it compares
+    them. Writes AWS's documented defaults for the missing keys only, so that the module can
+    compare and set them as it does against AWS. Prints {"seeded": [keys]}.
 
-Usage: lab_seed_alb_attributes.py ENDPOINT_URL REGION LOAD_BALANCER_NAME
-(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Prints {"seeded": [...]}.
+list-volumes TAG=VALUE...
+    moto leaves SnapshotId out of DescribeVolumes for a volume not created from a snapshot
+    (AWS returns ""), and amazon.aws.ec2_vol_info fails with a KeyError. Prints
+    {"volumes": [{"id", "status", "zone", "size", "tags"}]} of the volumes carrying every tag.
+
+Usage: lab_moto.py ENDPOINT_URL REGION COMMAND ARGS... (credentials from AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY).
 """
 
 import json
@@ -16,7 +23,7 @@ import sys
 
 import boto3
 
-AWS_DEFAULTS = {
+AWS_ALB_DEFAULTS = {
     "access_logs.s3.enabled": "false",
     "idle_timeout.timeout_seconds": "60",
     "routing.http2.enabled": "true",
@@ -30,15 +37,47 @@ AWS_DEFAULTS = {
 }
 
 
-def main(argv):
-    endpoint, region, name = argv
-    client = boto3.client("elbv2", region_name=region, endpoint_url=endpoint)
+def seed_alb_attributes(session, name):
+    client = session.client("elbv2")
     arn = client.describe_load_balancers(Names=[name])["LoadBalancers"][0]["LoadBalancerArn"]
     present = {a["Key"] for a in client.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
-    missing = [{"Key": k, "Value": v} for k, v in AWS_DEFAULTS.items() if k not in present]
+    missing = [{"Key": k, "Value": v} for k, v in AWS_ALB_DEFAULTS.items() if k not in present]
     if missing:
         client.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=missing)
-    print(json.dumps({"seeded": [m["Key"] for m in missing]}))
+    return {"seeded": [m["Key"] for m in missing]}
+
+
+def list_volumes(session, *tags):
+    filters = []
+    for tag in tags:
+        key, _, value = tag.partition("=")
+        filters.append({"Name": f"tag:{key}", "Values": [value]})
+    volumes = []
+    for page in session.client("ec2").get_paginator("describe_volumes").paginate(Filters=filters):
+        for vol in page["Volumes"]:
+            volumes.append({
+                "id": vol["VolumeId"],
+                "status": vol["State"],
+                "zone": vol["AvailabilityZone"],
+                "size": vol["Size"],
+                "tags": {t["Key"]: t["Value"] for t in vol.get("Tags", [])},
+            })
+    return {"volumes": volumes}
+
+
+COMMANDS = {"seed-alb-attributes": seed_alb_attributes, "list-volumes": list_volumes}
+
+
+def main(argv):
+    endpoint, region, command, *args = argv
+    session = boto3.session.Session(region_name=region)
+
+    class _Session:  # every client at the lab endpoint
+        @staticmethod
+        def client(service):
+            return session.client(service, endpoint_url=endpoint)
+
+    print(json.dumps(COMMANDS[command](_Session, *args)))
     return 0
 
 
