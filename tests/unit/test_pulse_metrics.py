@@ -432,3 +432,16 @@ def test_boto3_publisher_on_moto(config, monkeypatch):
         names = {m["MetricName"] for m in listed}
         assert {"Up", "ChainHeight", "PeerCount", "HeartbeatPoolSize"} <= names
         assert all({d["Name"] for d in m["Dimensions"]} == {"Environment", "InstanceId"} for m in listed)
+
+
+def test_check_config(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"_managed": "Ansible managed", "environment": "x", "http_timeout": 5}))
+    assert pm.main(["--config", str(path), "--check-config"]) == 0
+    for bad in ({"environment": ""}, {"environment": "x", "publish_attempts": 0},
+                {"environment": "x", "region": 5}, {"environment": "x", "max_state_age": "300"}):
+        path.write_text(json.dumps(bad))
+        assert pm.main(["--config", str(path), "--check-config"]) == 2
+    path.write_text("[]")
+    assert pm.main(["--config", str(path), "--check-config"]) == 2
+    assert pm.main(["--config", str(tmp_path / "missing.json"), "--check-config"]) == 2

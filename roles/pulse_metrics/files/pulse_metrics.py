@@ -318,10 +318,18 @@ def load_config(path):
         loaded = json.load(handle)
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: not a JSON object")
-    unknown = set(loaded) - set(DEFAULTS)
+    # Keys starting with "_" are comments (the role writes "_managed").
+    unknown = {key for key in loaded if not key.startswith("_")} - set(DEFAULTS)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    config.update(loaded)
+    config.update({key: value for key, value in loaded.items() if not key.startswith("_")})
+    problems = [key for key in ("http_timeout", "publish_attempts", "backoff_base", "backoff_max", "max_state_age")
+                if number(config[key]) is None or config[key] <= 0]
+    problems += [key for key in DEFAULTS if isinstance(DEFAULTS[key], str) and not isinstance(config[key], str)]
+    if problems:
+        raise ValueError(f"{path}: bad value(s) for {', '.join(problems)}")
+    if not config["environment"]:
+        raise ValueError(f"{path}: environment (the Environment dimension) is empty")
     return config
 
 
@@ -396,12 +404,17 @@ def main(argv=None):
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"JSON config file (default {DEFAULT_CONFIG})")
     parser.add_argument("--dry-run", action="store_true",
                         help="sample and print, but publish nothing and write no state or text file")
+    parser.add_argument("--check-config", action="store_true",
+                        help="only check the configuration file (exit 0 when usable, 2 otherwise)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except (OSError, ValueError) as exc:
         log(f"error: cannot read the configuration: {exc}")
         return 2
+    if args.check_config:
+        log(f"configuration {args.config} is usable")
+        return 0
     return run(config, dry_run=args.dry_run)
 
 
