@@ -1,0 +1,123 @@
+"""roles/pulse_metrics: defaults/main.yml, meta/argument_specs.yml and the README's variable
+table describe the same variables with the same defaults; the README's metric table lists
+exactly what the collector publishes."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "pulse_metrics"
+PREFIX = "pulse_metrics_"
+TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "path": str}
+
+
+def defaults():
+    return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+
+
+def options():
+    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+
+
+def readme():
+    return (ROLE / "README.md").read_text()
+
+
+def readme_section(title):
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme(), re.S | re.M)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def table_rows(section):
+    """Rows of the first markdown table of a section: lists of cells, `\\|` unescaped."""
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            continue
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        rows.append(cells)
+    return rows[1:]  # without the header
+
+
+def readme_defaults():
+    return {row[0].strip("`"): row[1] for row in table_rows(readme_section("Variables"))}
+
+
+def as_readme(value):
+    """How the README's table shows a default."""
+    if isinstance(value, str):
+        return "`\"\"`" if value == "" else f"`{value}`"
+    return f"`{json.dumps(value)}`"
+
+
+def test_defaults_and_argument_specs_have_the_same_variables():
+    assert set(defaults()) == set(options())
+
+
+def test_every_variable_is_prefixed_with_the_role_name():
+    assert all(name.startswith(PREFIX) for name in defaults())
+
+
+@pytest.mark.parametrize("name", sorted(defaults()))
+def test_argument_spec_matches_the_default(name):
+    spec, default = options()[name], defaults()[name]
+    assert spec.get("default") == default, f"{name}: argument_specs default {spec.get('default')!r} != {default!r}"
+    assert isinstance(default, TYPES[spec["type"]]), f"{name}: {default!r} is not {spec['type']}"
+    assert not spec.get("required"), f"{name}: has a default, so it is not required (preflight checks values)"
+    assert spec.get("description"), f"{name}: no description"
+
+
+def test_readme_table_lists_every_variable_once():
+    rows = [row[0].strip("`") for row in table_rows(readme_section("Variables"))]
+    assert len(rows) == len(set(rows))
+    assert set(rows) == set(defaults())
+
+
+@pytest.mark.parametrize("name", sorted(defaults()))
+def test_readme_shows_the_default(name):
+    assert readme_defaults()[name] == as_readme(defaults()[name])
+
+
+def test_secret_is_no_log():
+    assert options()["pulse_metrics_aws_secret_key"].get("no_log") is True
+
+
+def test_platforms():
+    meta = yaml.safe_load((ROLE / "meta" / "main.yml").read_text())["galaxy_info"]
+    platforms = {p["name"]: p["versions"] for p in meta["platforms"]}
+    assert platforms == {"Debian": ["bookworm"], "Amazon Linux": ["2023"]}
+    for family in ("Debian", "RedHat"):
+        assert (ROLE / "vars" / f"{family}.yml").is_file()
+
+
+def _collector():
+    spec = importlib.util.spec_from_file_location("pulse_metrics_docs", ROLE / "files" / "pulse_metrics.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_metric_table_is_what_the_collector_publishes():
+    collector = _collector()
+    rows = table_rows(readme_section("Metrics (for alarms and dashboards)").split("One datapoint per metric")[1])
+    documented = {row[0].strip("`"): row[1] for row in rows}
+    assert set(documented) == set(collector.METRICS)
+    for name, (unit, _, _) in collector.METRICS.items():
+        assert documented[name] == unit, f"{name}: README unit {documented[name]} != {unit}"
+
+
+def test_readme_dimensions_are_the_collectors():
+    rows = table_rows(readme_section("Metrics (for alarms and dashboards)").split("One datapoint per metric")[0])
+    assert [row[0].strip("`") for row in rows] == ["Environment", "InstanceId"]
+    source = (ROLE / "files" / "pulse_metrics.py").read_text()
+    assert 'dimensions = {"Environment": config["environment"], "InstanceId": instance_id}' in source
+
+
+def test_readme_names_the_namespace_default():
+    assert "default **`Pulse`**" in readme()
+    assert defaults()["pulse_metrics_namespace"] == "Pulse"
