@@ -190,6 +190,7 @@ def test_a_backup_uploads_the_archive_and_its_manifest_and_restarts_the_node(env
     assert manifest["archive"] == "data.tar.gz" and manifest["compression"] == "gzip"
     assert manifest["instance_id"] == "i-0123456789abcdef0"
     assert manifest["files"] == 2
+    assert manifest["data_bytes"] == sum(len((env["data"] / n).read_bytes()) for n in ("chain.jsonl", "peer_id"))
     assert manifest["stopped_seconds"] >= 0 and manifest["duration_seconds"] >= manifest["stopped_seconds"]
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         names = sorted(tar.getnames())

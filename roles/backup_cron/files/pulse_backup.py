@@ -17,7 +17,8 @@ One run (pulse-backup.service, started by pulse-backup.timer or by hand):
 4. Upload `<prefix><env>/<node>/<timestamp>/data.tar.gz`, then `manifest.json` (written last:
    a backup without a manifest is incomplete and is never restored). The manifest holds the
    chain height and latest hash read just before the stop (a lower bound: the archive can
-   hold a block more), the node version, the archive's sha256 and size, the durations.
+   hold a block more), the node version, the archive's sha256 and size, the size of the
+   data it holds (data_bytes, for restore's free-space check), the durations.
 5. Prune: keep the newest keep_last complete backups whatever their age; only older backups
    (and incomplete ones older than those) are deleted. Age-based expiry is the bucket's
    lifecycle rule.
@@ -200,25 +201,27 @@ def sha256_of(path):
 
 
 def data_dir_entries(data_dir, exclude):
-    """The top-level entries to archive and the number of files below them; raise
-    BackupError when the data dir cannot be read or holds no file."""
+    """The top-level entries to archive, the number of files below them and their total
+    size in bytes; raise BackupError when the data dir cannot be read or holds no file."""
     try:
         names = sorted(n for n in os.listdir(data_dir) if n not in exclude)
     except OSError as exc:
         raise BackupError(f"cannot read the data dir {data_dir}: {exc}") from exc
-    files = 0
+    files = size = 0
     for name in names:
         path = os.path.join(data_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
-            for _root, _dirs, filenames in os.walk(path, onerror=_unreadable):
+            for root, _dirs, filenames in os.walk(path, onerror=_unreadable):
                 files += len(filenames)
+                size += sum(os.lstat(os.path.join(root, f)).st_size for f in filenames)
         else:
             files += 1
+            size += os.lstat(path).st_size
     if files == 0:
         raise BackupError(
             f"the data dir {data_dir} holds no file to back up: the node may be running in "
             "memory (see `journalctl -u pulse-node`); refusing to upload an empty backup")
-    return names, files
+    return names, files, size
 
 
 def _unreadable(exc):
@@ -451,7 +454,7 @@ def backup(config, s3_factory=None, ec2_factory=None, now=utcnow, sleep=time.sle
         f"to s3://{config['bucket']}/{prefix}{stamp}/")
 
     # 1. preflight: nothing is touched
-    names, files = data_dir_entries(config["data_dir"], config["exclude"])
+    names, files, data_bytes = data_dir_entries(config["data_dir"], config["exclude"])
     s3 = s3_factory()
     check_bucket(s3, config)
     if not node_is_active(config["service"]):
@@ -507,6 +510,7 @@ def backup(config, s3_factory=None, ec2_factory=None, now=utcnow, sleep=time.sle
             "sha256": sha256_of(archive_path),
             "size_bytes": os.path.getsize(archive_path),
             "files": files,
+            "data_bytes": data_bytes,
             "data_dir": config["data_dir"],
             "stopped_seconds": stopped_seconds,
         }
