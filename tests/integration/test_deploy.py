@@ -1,0 +1,138 @@
+"""deploy_node.yml and restart.yml against the lab cluster that site.yml brought up
+(3 nodes on v1.2.0 behind the lab load balancer)."""
+
+import json
+import ssl
+import urllib.request
+
+import pytest
+
+from conftest import REPO, aws, docker, run_playbook
+
+pytestmark = pytest.mark.lab
+
+DOMAIN = "api.lab.pulse.example.com"
+TARGET_GROUP = "pulse-lab-node"
+
+
+def nodes():
+    reservations = aws("ec2").describe_instances(Filters=[
+        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
+        {"Name": "tag:Role", "Values": ["node"]}, {"Name": "instance-state-name", "Values": ["running"]},
+    ])["Reservations"]
+    return sorted((i for r in reservations for i in r["Instances"]), key=lambda i: i["PrivateIpAddress"])
+
+
+def get(ip, path):
+    with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=5) as resp:
+        return json.loads(resp.read())["data"]
+
+
+def versions():
+    return {n["InstanceId"]: get(n["PrivateIpAddress"], "/info")["version"] for n in nodes()}
+
+
+def registered_targets():
+    elb = aws("elbv2")
+    arn = elb.describe_target_groups(Names=[TARGET_GROUP])["TargetGroups"][0]["TargetGroupArn"]
+    health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in health}
+
+
+def releases(iid):
+    return docker("exec", iid, "ls", "/opt/pulse/releases").stdout.split()
+
+
+def through_the_load_balancer(path="/health"):
+    """HTTPS through the lab load balancer on loopback, checked against the lab CA
+    (its certificate names the domain and 127.0.0.1)."""
+    context = ssl.create_default_context(cafile=str(REPO / ".lab/ca/ca.crt"))
+    request = urllib.request.Request(f"https://127.0.0.1:8443{path}", headers={"Host": DOMAIN})
+    with urllib.request.urlopen(request, context=context, timeout=5) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def build(version):
+    result = run_playbook("playbooks/build_node.yml", extra_vars={"version": version})
+    assert result.rc == 0, result.output[-4000:]
+
+
+@pytest.fixture(scope="module")
+def cluster(lab):
+    assert len(nodes()) == 3
+    assert set(versions().values()) == {"1.2.0"}, "test_site.py must have deployed v1.2.0"
+    return nodes()
+
+
+def test_unpublished_version_fails_in_preflight_and_touches_nothing(cluster):
+    before = {n["InstanceId"]: releases(n["InstanceId"]) for n in cluster}
+    targets = registered_targets()
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v9.9.9"})
+    assert result.rc != 0
+    assert "v9.9.9 is not published" in result.output
+    assert "Published versions: v1.2.0" in result.output
+    assert {n["InstanceId"]: releases(n["InstanceId"]) for n in cluster} == before
+    assert registered_targets() == targets
+    assert all(h["changed"] == 0 for h in result.recap.values())
+
+
+def test_missing_or_malformed_version_is_refused(cluster):
+    for extra in ({}, {"version": "1.2"}):
+        result = run_playbook("deploy_node.yml", extra_vars=extra)
+        assert result.rc != 0
+        assert "-e version=v1.2.0" in result.output
+
+
+def test_deploying_the_other_good_tag_moves_every_node(cluster):
+    build("v1.1.0")
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.1.0"})
+    assert result.rc == 0, result.output[-6000:]
+    assert set(versions().values()) == {"1.1.0"}
+    assert set(registered_targets()) == {n["InstanceId"] for n in cluster}
+    status, body = through_the_load_balancer()
+    assert status == 200 and body["data"] == "Pulse node is alive"
+
+
+def test_deploying_the_same_version_again_changes_nothing(cluster):
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.1.0"})
+    assert result.rc == 0, result.output[-4000:]
+    assert result.changed == 0, result.changed_hosts()
+
+
+def test_broken_release_is_rolled_back_and_the_rollout_stops(cluster):
+    build("v1.3.0")
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.3.0"})
+    assert result.rc != 0
+    assert "Deploy of v1.3.0 STOPPED at pulse-lab-node-" in result.output
+    assert "was rolled back to v1.1.0" in result.output
+    assert "Assert the node answers /health" in result.output  # the gate that failed
+    assert set(versions().values()) == {"1.1.0"}
+    # every node healthy and registered; the cluster still serves through the load balancer
+    for node in nodes():
+        assert get(node["PrivateIpAddress"], "/health") == "Pulse node is alive"
+    assert set(registered_targets()) == {n["InstanceId"] for n in cluster}
+    status, _ = through_the_load_balancer("/chain")
+    assert status == 200
+    # only the first node was touched: the others never got the broken release
+    touched = [n for n in cluster if "v1.3.0" in releases(n["InstanceId"])]
+    assert len(touched) == 1
+
+
+def test_rolling_restart_keeps_every_node_healthy_registered_and_its_height(cluster):
+    heights = {n["InstanceId"]: get(n["PrivateIpAddress"], "/chain")["height"] for n in cluster}
+    pids = {n["InstanceId"]: docker("exec", n["InstanceId"], "systemctl", "show", "-p", "MainPID",
+                                   "--value", "pulse-node").stdout.strip() for n in cluster}
+    result = run_playbook("playbooks/restart.yml")
+    assert result.rc == 0, result.output[-6000:]
+    for node in nodes():
+        iid = node["InstanceId"]
+        assert get(node["PrivateIpAddress"], "/chain")["height"] >= heights[iid]
+        new_pid = docker("exec", iid, "systemctl", "show", "-p", "MainPID", "--value", "pulse-node").stdout.strip()
+        assert new_pid != pids[iid], f"{iid} was not restarted"
+    assert set(registered_targets()) == {n["InstanceId"] for n in cluster}
+
+
+def test_back_to_the_standard_version(cluster):
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.2.0"})
+    assert result.rc == 0, result.output[-6000:]
+    assert set(versions().values()) == {"1.2.0"}
