@@ -484,27 +484,11 @@ def sync(image=None, quiet=False):
         known_volumes = {v["VolumeId"] for v in client.describe_volumes()["Volumes"]}
         seen = set()
         for inst in instances:
-            iid, state = inst["InstanceId"], inst["State"]["Name"]
-            seen.add(iid)
-            container = containers.get(iid)
-            if state in ("pending", "running"):
-                if container is None:
-                    subnet = subnets[inst["SubnetId"]]
-                    vpc = vpcs.get(subnet["VpcId"])
-                    if vpc:
-                        # Subnets of one VPC route to each other, as in AWS.
-                        iptables_rule("DOCKER-USER", ["-s", vpc["CidrBlock"], "-d", vpc["CidrBlock"],
-                                                      "-j", "ACCEPT"])
-                    create_container(inst, subnet, image or image_tag())
-                elif container["State"] != "running":
-                    docker("start", iid)
-                    log(f"instance {iid} started")
-            elif state in ("stopping", "stopped"):
-                if container and container["State"] == "running":
-                    docker("stop", "-t", "10", iid)
-                    log(f"instance {iid} stopped")
-            elif container is not None:  # shutting-down / terminated
-                remove_instance(iid)
+            seen.add(inst["InstanceId"])
+            try:
+                sync_instance(inst, containers.get(inst["InstanceId"]), subnets, vpcs, image)
+            except Exception as exc:  # one bad instance must not stall the others
+                log(f"instance {inst['InstanceId']}: {exc}")
         for iid in set(containers) - seen:  # moto forgot it (restarted)
             remove_instance(iid)
         # EBS: a volume file lives as long as the volume exists in moto.
@@ -512,6 +496,29 @@ def sync(image=None, quiet=False):
             if path.stem not in known_volumes:
                 release_volume(path.stem, delete=True)
         prune_networks(set(subnets))
+
+
+def sync_instance(inst, container, subnets, vpcs, image):
+    """Make one instance's container match its moto state."""
+    iid, state = inst["InstanceId"], inst["State"]["Name"]
+    if state in ("pending", "running"):
+        if container is None:
+            subnet = subnets[inst["SubnetId"]]
+            vpc = vpcs.get(subnet["VpcId"])
+            if vpc:
+                # Subnets of one VPC route to each other, as in AWS.
+                iptables_rule("DOCKER-USER", ["-s", vpc["CidrBlock"], "-d", vpc["CidrBlock"],
+                                              "-j", "ACCEPT"])
+            create_container(inst, subnet, image or image_tag())
+        elif container["State"] != "running":
+            docker("start", iid)
+            log(f"instance {iid} started")
+    elif state in ("stopping", "stopped"):
+        if container and container["State"] == "running":
+            docker("stop", "-t", "10", iid)
+            log(f"instance {iid} stopped")
+    elif container is not None:  # shutting-down / terminated
+        remove_instance(iid)
 
 
 def remove_instance(iid):
@@ -581,6 +588,8 @@ def cmd_up(_args):
     if moto_answers():
         log(f"moto already answering on {moto_url()}")
     else:
+        # moto "issues" a DNS-validated ACM certificate after this many seconds (default 60).
+        os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "5")
         start_background("moto", [python, str(REPO / "lab" / "moto_server.py"),
                                   "--port", str(MOTO_PORT), "--bind", "127.0.0.1",
                                   "--bind", SERVICES_IP])
