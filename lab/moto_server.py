@@ -21,6 +21,28 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 
+def treat_lab_endpoint_as_tls():
+    """The lab's moto endpoint stands for AWS's HTTPS endpoint.
+
+    moto evaluates bucket policies but ignores their conditions, so the usual "deny when
+    aws:SecureTransport is false" statement would deny every request. In the lab such a
+    statement is stored (and asserted by the tests) but never applies: every lab request is
+    taken as arriving over TLS.
+    """
+    from moto.iam import access_control
+
+    original = access_control.IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        condition = self._statement.get("Condition") or {}
+        secure = (condition.get("Bool") or {}).get("aws:SecureTransport")
+        if str(secure).lower() == "false":
+            return access_control.PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=5000)
@@ -29,6 +51,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
+    treat_lab_endpoint_as_tls()
     app = DomainDispatcherApplication(create_backend_app)
     servers = [
         make_server(addr, args.port, app, threaded=True, request_handler=MotoRequestHandler)
