@@ -334,9 +334,11 @@ def upload(s3, config, stamp, archive_path, archive_name, manifest):
     s3.upload_file(archive_path, config["bucket"], prefix + archive_name,
                    ExtraArgs={"Metadata": {"sha256": manifest["sha256"]},
                               "ContentType": "application/octet-stream"})
-    head = s3.head_object(Bucket=config["bucket"], Key=prefix + archive_name)
-    if head["ContentLength"] != manifest["size_bytes"]:
-        raise BackupError(f"uploaded {prefix + archive_name} has {head['ContentLength']} bytes, "
+    # A listing, not HeadObject: the nodes' instance role may list and put, not get.
+    listed = s3.list_objects_v2(Bucket=config["bucket"], Prefix=prefix + archive_name).get("Contents", [])
+    sizes = [o["Size"] for o in listed if o["Key"] == prefix + archive_name]
+    if sizes != [manifest["size_bytes"]]:
+        raise BackupError(f"uploaded {prefix + archive_name} is listed with {sizes} bytes, "
                           f"expected {manifest['size_bytes']}")
     s3.put_object(Bucket=config["bucket"], Key=prefix + "manifest.json",
                   Body=(json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
