@@ -99,7 +99,7 @@ def test_every_documented_option_has_a_default_or_comes_from_the_inventory():
 def test_every_pulse_variable_the_tasks_use_is_documented():
     documented = set(specs()["main"]["options"]) | set(specs()["teardown"]["options"])
     used = set()
-    for path in list((ROLE / "tasks").glob("*.yml")) + [ROLE / "vars" / "main.yml"]:
+    for path in list((ROLE / "tasks").glob("*.yml")) + list((ROLE / "templates").glob("*.j2")) + [ROLE / "vars" / "main.yml"]:
         used |= set(re.findall(r"\b(pulse_[a-z0-9_]+)\b", path.read_text()))
     assert used - documented == set(), f"undocumented variables: {sorted(used - documented)}"
 
