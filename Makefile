@@ -33,6 +33,11 @@ lab-status: venv ## what the lab is running
 lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
 
-test: venv ## every test: lint, unit, lab integration, molecule (resets the lab)
+TEST_WORKERS ?= 3
+
+test: venv ## every test: lint, unit, lab integration, molecule; ends with the lab torn down
 	$(VENV)/bin/python lab/labctl.py up
-	pytest
+	status=0; \
+	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not teardown" || status=$$?; \
+	pytest -m teardown -p no:xdist tests/final || status=$$?; \
+	exit $$status

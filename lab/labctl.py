@@ -579,9 +579,15 @@ def cmd_check(_args):
     log("prerequisites ok")
 
 
-def cmd_up(_args):
+def cmd_up(args):
     require()
     LAB_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LAB_DIR / "up.lock", "w") as lock:  # parallel test workers may all call `up`
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lab_up(args)
+
+
+def lab_up(_args):
     image = ensure_image()
     ensure_services()
     python = sys.executable

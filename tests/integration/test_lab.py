@@ -136,18 +136,3 @@ def test_missing_docker_engine_gives_a_clear_message():
     assert "Traceback" not in proc.stderr
     assert "The Docker engine is not answering" in proc.stderr
     assert "dockerd" in proc.stderr  # says how to start it
-
-
-def test_down_leaves_nothing_and_is_idempotent(two_instances):
-    """Runs last in this module: tears the lab down, checks, and brings it back empty."""
-    labctl("down")
-    labctl("down")
-    assert docker("ps", "-aq", "--filter", "label=pulse.lab").stdout.split() == []
-    assert docker("network", "ls", "-q", "--filter", "label=pulse.lab").stdout.split() == []
-    assert not (REPO / ".lab" / "moto.pid").exists()
-    assert subprocess.run(["pgrep", "-f", "lab/moto_server.py"], capture_output=True).returncode == 1
-    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    assert str(REPO / ".lab" / "volumes") not in loops
-    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
-    assert "pulse-lab" not in rules
-    labctl("up")  # the tests after this module expect a running (empty) lab
