@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lab only: work around two gaps of moto that break amazon.aws modules. Never used outside
+"""Lab only: work around gaps of moto that break amazon.aws modules. Never used outside
 the lab (the tasks that call it are guarded by pulse_lab).
 
 seed-alb-attributes NAME
@@ -13,6 +13,13 @@ list-volumes TAG=VALUE...
     moto leaves SnapshotId out of DescribeVolumes for a volume not created from a snapshot
     (AWS returns ""), and amazon.aws.ec2_vol_info fails with a KeyError. Prints
     {"volumes": [{"id", "status", "zone", "size", "tags"}]} of the volumes carrying every tag.
+
+upsert-record ZONE_ID RECORD_SET_JSON
+    moto refuses to CREATE a record set identical to one created (and deleted) before in the
+    same zone ("... but it already exists": its journal check matches every record listed from
+    that name on), and amazon.aws.route53 then reports "ok" without creating anything, e.g. the
+    alias records when pulse_ingress goes back to alb. UPSERTs the record set (a Route53
+    ResourceRecordSet, CamelCase) unless an equal one exists. Prints {"upserted": bool}.
 
 Usage: lab_moto.py ENDPOINT_URL REGION COMMAND ARGS... (credentials from AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY).
@@ -65,7 +72,31 @@ def list_volumes(session, *tags):
     return {"volumes": volumes}
 
 
-COMMANDS = {"seed-alb-attributes": seed_alb_attributes, "list-volumes": list_volumes}
+def _normal(record_set):
+    out = dict(record_set)
+    out["Name"] = out["Name"].rstrip(".").lower() + "."
+    if "AliasTarget" in out:
+        alias = dict(out["AliasTarget"])
+        alias["DNSName"] = alias["DNSName"].rstrip(".").lower()
+        out["AliasTarget"] = alias
+    if "ResourceRecords" in out:
+        out["ResourceRecords"] = sorted(r["Value"] for r in out["ResourceRecords"])
+    return out
+
+
+def upsert_record(session, zone_id, record_set_json):
+    client = session.client("route53")
+    wanted = json.loads(record_set_json)
+    existing = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    if any(_normal(r) == _normal(wanted) for r in existing):
+        return {"upserted": False}
+    client.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": wanted}]})
+    return {"upserted": True}
+
+
+COMMANDS = {"seed-alb-attributes": seed_alb_attributes, "list-volumes": list_volumes,
+            "upsert-record": upsert_record}
 
 
 def main(argv):
