@@ -411,8 +411,10 @@ def prune_snapshots(ec2, config, current_id):
         {"Name": "tag:Node", "Values": [config["node_name"]]},
         {"Name": "tag:ManagedBy", "Values": [TOOL]},
     ])
-    snaps = sorted(answer.get("Snapshots", []), key=lambda s: s["StartTime"], reverse=True)
-    doomed = [s["SnapshotId"] for s in snaps[config["snapshot_keep"]:] if s["SnapshotId"] != current_id]
+    # The snapshot just taken always counts as the newest, whatever the StartTime ties.
+    others = sorted((s for s in answer.get("Snapshots", []) if s["SnapshotId"] != current_id),
+                    key=lambda s: s["StartTime"], reverse=True)
+    doomed = [s["SnapshotId"] for s in others[config["snapshot_keep"] - 1:]]
     for snapshot_id in doomed:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
     return doomed
