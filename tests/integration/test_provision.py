@@ -7,8 +7,12 @@ tests that run after it expect exactly that.
 
 Order: bad input (nothing created) -> empty the lab env -> check mode on empty -> provision
 2 nodes -> again (no change) -> --check --diff (no change) -> properties (boto3) -> grow to 3
-(only the new node) -> teardown refuses -> teardown keeps data -> destroy_data -> again
-(harmless) -> provision the standard lab.
+(only the new node, its alarms, the peers-lost alarms of a 3-node cluster) -> teardown refuses
+-> teardown keeps data -> destroy_data -> again (harmless) -> provision the standard lab.
+
+The alarms and the dashboard (issue #7) are checked on their definitions: moto stores them but
+never evaluates an alarm. The ingress switch (issue #9) has its own throwaway environment
+(test_ingress_switch.py).
 """
 
 import json
@@ -30,6 +34,8 @@ ZONE = "lab.pulse.example.com"
 ARTIFACTS = "pulse-lab-artifacts-0001"
 BACKUPS = "pulse-lab-backups-0001"
 LOG_GROUP = "/pulse/lab/node"
+DASHBOARD = f"{PREFIX}-overview"
+DATA_DIR = "/opt/pulse/data"
 PROVISION = "playbooks/provision.yml"
 TEARDOWN = "playbooks/teardown.yml"
 
@@ -144,7 +150,27 @@ def snapshot():
                          if t["TopicArn"].endswith(f":{PREFIX}-alarms")),
         "log_groups": [g["logGroupName"] for g in aws("logs").describe_log_groups(
             logGroupNamePrefix=LOG_GROUP)["logGroups"]],
+        "dashboards": lab_dashboards(),
     }
+
+
+def lab_dashboards():
+    return sorted(d["DashboardName"] for d in aws("cloudwatch").list_dashboards(
+        DashboardNamePrefix=PREFIX + "-")["DashboardEntries"])
+
+
+def dashboard_metrics():
+    """(widget title, namespace, metric, dimensions, label) of every metric of the dashboard."""
+    body = json.loads(aws("cloudwatch").get_dashboard(DashboardName=DASHBOARD)["DashboardBody"])
+    out = []
+    for widget in body["widgets"]:
+        assert widget["type"] == "metric" and widget["properties"]["region"] == "us-east-2"
+        for entry in widget["properties"]["metrics"]:
+            items = [e for e in entry if not isinstance(e, dict)]
+            options = ([e for e in entry if isinstance(e, dict)] + [{}])[0]
+            out.append((widget["properties"]["title"], items[0], items[1],
+                        dict(zip(items[2::2], items[3::2])), options.get("label")))
+    return out
 
 
 def is_empty(snap):
@@ -380,8 +406,70 @@ def test_alarms_notify_the_topic(two_nodes):
         assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": inst["InstanceId"]}]
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
+        assert alarm["OKActions"] == [topic], alarm["AlarmName"]
+    nodes = [i for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"]
+    assert_node_alarms(alarms, nodes, topic)
     groups = aws("logs").describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"]
     assert [(g["logGroupName"], g.get("retentionInDays")) for g in groups] == [(LOG_GROUP, 7)]
+
+
+def assert_node_alarms(alarms, nodes, topic):
+    """The Pulse alarms of each node (issue #7), for a cluster of len(nodes) nodes."""
+    pulse = "Pulse"
+    threshold = max(len(nodes) - 2, 0)
+    for inst in nodes:
+        name, iid = tags_of(inst)["Name"], inst["InstanceId"]
+        dims = [{"Name": "Environment", "Value": ENV}, {"Name": "InstanceId", "Value": iid}]
+        expected = {
+            "chain-stalled": ("BlocksProduced", "Sum", "LessThanOrEqualToThreshold", 0.0, 10, "breaching", dims),
+            "down": ("Up", "Minimum", "LessThanThreshold", 1.0, 2, "breaching", dims),
+            "data-disk": ("disk_used_percent", "Maximum", "GreaterThanThreshold", 80.0, 2, "breaching",
+                          dims + [{"Name": "path", "Value": DATA_DIR}]),
+        }
+        if threshold > 0:
+            expected["peers-lost"] = ("PeerCount", "Maximum", "LessThanThreshold", float(threshold), 2,
+                                      "notBreaching", dims)
+        else:  # 1 or 2 nodes: "PeerCount < 0" could never fire
+            assert f"{name}-peers-lost" not in alarms, f"{name}: a peers-lost alarm on a {len(nodes)}-node cluster"
+        for kind, (metric, stat, comparison, value, periods, missing, dimensions) in expected.items():
+            alarm = alarms[f"{name}-{kind}"]
+            assert alarm["Namespace"] == pulse and alarm["MetricName"] == metric, alarm["AlarmName"]
+            assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == dimensions, alarm["AlarmName"]
+            assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (stat, comparison, value)
+            assert (alarm["Period"], alarm["EvaluationPeriods"]) == (60, periods), alarm["AlarmName"]
+            assert alarm["TreatMissingData"] == missing, alarm["AlarmName"]
+            assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic], alarm["AlarmName"]
+
+
+def assert_dashboard(nodes):
+    """One line per node in each node widget, and the load balancer's metrics."""
+    metrics = dashboard_metrics()
+    (lb,) = lab_albs()
+    lb_dim = {"LoadBalancer": lb["LoadBalancerArn"].split(":loadbalancer/")[1]}
+    by_title = {}
+    for title, namespace, metric, dims, label in metrics:
+        by_title.setdefault(title, []).append((namespace, metric, dims, label))
+    for title, metric, extra in (("Chain height per node", "ChainHeight", {}),
+                                 ("Blocks per minute", "BlocksProduced", {}),
+                                 ("Peers per node", "PeerCount", {}),
+                                 ("Up (1) / down (0)", "Up", {}),
+                                 (f"Data disk used % ({DATA_DIR})", "disk_used_percent", {"path": DATA_DIR})):
+        assert sorted(by_title[title], key=lambda m: m[3]) == [
+            ("Pulse", metric, {"Environment": ENV, "InstanceId": i["InstanceId"], **extra},
+             tags_of(i)["Name"].replace(PREFIX + "-", "")) for i in sorted(nodes, key=lambda i: tags_of(i)["Name"])
+        ], title
+    assert [(n, m, d) for n, m, d, _ in by_title["Load balancer requests"]] == [
+        ("AWS/ApplicationELB", "RequestCount", lb_dim)]
+    assert sorted(m for _, m, _, _ in by_title["Load balancer 5xx"]) == [
+        "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count"]
+    assert {(m, tuple(d.items())) for _, m, d, _ in by_title["Target response time (s)"]} == {
+        ("TargetResponseTime", tuple(lb_dim.items()))}
+    assert len(by_title) == 8
+
+
+def test_dashboard_shows_every_node_and_the_load_balancer(two_nodes):
+    assert lab_dashboards() == [DASHBOARD]
+    assert_dashboard([i for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"])
 
 
 def test_iam_policies_are_limited_to_the_named_prefixes(two_nodes):
@@ -422,18 +510,25 @@ def test_growing_to_three_adds_exactly_one_node(two_nodes):
     assert tags_of(new)["Name"] == "pulse-lab-node-3"
     assert set(after["targets"]) - set(before["targets"]) == new_instances
     assert set(before["targets"]) <= set(after["targets"])
-    assert set(after["alarms"]) - set(before["alarms"]) == {"pulse-lab-node-3-status-check"}
+    # node-3's alarms, and the peers-lost alarms a 3-node cluster has (none with 2 nodes)
+    assert set(after["alarms"]) - set(before["alarms"]) == {
+        "pulse-lab-node-3-status-check", "pulse-lab-node-3-chain-stalled", "pulse-lab-node-3-down",
+        "pulse-lab-node-3-data-disk", "pulse-lab-node-1-peers-lost", "pulse-lab-node-2-peers-lost",
+        "pulse-lab-node-3-peers-lost"}
+    assert set(before["alarms"]) <= set(after["alarms"])
     assert len(set(after["volumes"]) - set(before["volumes"])) == 2  # its root and data volumes
     for key in ("vpcs", "subnets", "security_groups", "roles", "buckets", "certificates", "zone",
-                "records", "target_groups", "albs", "topics", "log_groups"):
+                "records", "target_groups", "albs", "topics", "log_groups", "dashboards"):
         assert after[key] == before[key], f"{key} changed while growing"
     assert changed_tasks(result) == [
         "Instances | launch the missing ones",
         "Instances | tag each node's data volume so that it can be found again",
         "ALB | target group pulse-lab-node",
         "Alarms | each instance's status check",
+        "Alarms | each node's Pulse metrics (chain stalled, down, peers lost, data disk)",
+        "Dashboard | pulse-lab-overview",
     ]
-    assert result.changed == 4
+    assert result.changed == 6
 
 
 # --------------------------------------------------------------------------- 6. teardown
@@ -465,7 +560,7 @@ def test_teardown_keeps_only_the_data(torn_down):
     assert snap["zone"] is not None, "the hosted zone is kept without destroy_data"
     assert [r for r in snap["records"] if r[1] not in ("NS", "SOA")] == []
     for key in ("vpcs", "subnets", "security_groups", "instances", "roles", "certificates", "target_groups",
-                "targets", "albs", "alarms", "topics", "log_groups"):
+                "targets", "albs", "alarms", "topics", "log_groups", "dashboards"):
         assert snap[key] == [], f"teardown left {key}: {snap[key]}"
 
 
@@ -488,4 +583,10 @@ def test_the_standard_lab_is_provisioned_at_the_end(torn_down):
     assert names == ["pulse-lab-builder-1", "pulse-lab-node-1", "pulse-lab-node-2", "pulse-lab-node-3"]
     (tg,) = lab_target_groups()
     assert len(aws("elbv2").describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]) == 3
+    (topic,) = [t["TopicArn"] for t in aws("sns").list_topics()["Topics"] if t["TopicArn"].endswith(f":{PREFIX}-alarms")]
+    alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX + "-")["MetricAlarms"]}
+    nodes = [i for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"]
+    assert_node_alarms(alarms, nodes, topic)  # 3 nodes: peers-lost below 1 peer
+    assert len(alarms) == 2 + 4 + 3 * 4, sorted(alarms)  # load balancer, status checks, Pulse per node
+    assert_dashboard(nodes)
     sys.stdout.write("\n[durations] " + ", ".join(f"{k}: {v:.0f} s" for k, v in DURATIONS.items()) + "\n")
