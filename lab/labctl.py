@@ -482,6 +482,7 @@ def sync(image=None, quiet=False):
         vpcs = {v["VpcId"]: v for v in client.describe_vpcs()["Vpcs"]}
         containers = lab_containers()
         known_volumes = {v["VolumeId"] for v in client.describe_volumes()["Volumes"]}
+        prune_networks(set(subnets))  # first: a stale network may hold a CIDR a new subnet needs
         seen = set()
         for inst in instances:
             seen.add(inst["InstanceId"])
@@ -532,13 +533,20 @@ def remove_instance(iid):
 
 
 def prune_networks(live_subnets):
+    """Remove the networks of subnets moto no longer has. Whatever is still attached (the lab
+    load balancer of an ALB that outlived its subnets) is disconnected first: a stale network
+    would block a new subnet with the same CIDR (Docker networks cannot overlap)."""
     proc = docker("network", "ls", "--filter", f"label={LABEL}.subnet", "--format", "{{.Name}}")
     for name in proc.stdout.split():
         subnet_id = name.replace("pulse-lab-", "", 1)
         if subnet_id in live_subnets:
             continue
+        attached = docker("network", "inspect", name, "--format",
+                          "{{range $id, $c := .Containers}}{{$c.Name}} {{end}}", check=False).stdout.split()
+        for container in attached:
+            docker("network", "disconnect", "-f", name, container, check=False)
         if docker("network", "rm", name, check=False).returncode == 0:
-            log(f"network {name} removed")
+            log(f"network {name} removed" + (f" (disconnected {', '.join(attached)})" if attached else ""))
 
 
 def watch(interval=1.0):
