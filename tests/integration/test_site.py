@@ -86,10 +86,16 @@ def test_chains_agree(site):
 
 
 def test_every_node_persists_on_its_own_data_volume(site):
+    """/opt/pulse/data is a mount of the instance's own EBS data volume (found by its Nitro
+    by-id link; mount may name the device nvme1n1 or its lab loop name: same device)."""
     for node in lab_nodes():
         iid = node["InstanceId"]
-        out = docker("exec", iid, "findmnt", "-n", "-o", "SOURCE,TARGET", "/opt/pulse/data").stdout.split()
-        assert out == ["/dev/nvme1n1", "/opt/pulse/data"], out
+        (volume,) = [m["Ebs"]["VolumeId"] for m in node["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf"]
+        link = f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume.replace('-', '')}"
+        source = docker("exec", iid, "findmnt", "-n", "-o", "SOURCE", "/opt/pulse/data").stdout.strip()
+        assert source.startswith("/dev/"), f"{iid}: /opt/pulse/data is not a mount ({source!r})"
+        devices = docker("exec", iid, "stat", "-L", "-c", "%t:%T", source, link).stdout.split()
+        assert len(devices) == 2 and devices[0] == devices[1], f"{iid}: {source} is not {link}"
 
 
 def test_restarting_a_node_keeps_its_height(site):
