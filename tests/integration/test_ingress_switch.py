@@ -1,14 +1,15 @@
 """pulse_ingress: alb | cloudflare_tunnel (issue #9) against the lab's moto, back and forth.
 
 A throwaway environment of its own (project "ptest", env "ingress", VPC 10.241.0.0/16, zone
-ingress.ptest.example.com, one node), so that the standard lab stack (Env=lab) that the other
+ingress.ptest.example.com, two nodes then one), so that the standard lab stack (Env=lab) that the other
 integration tests use is never touched; the last test checks that it was not, and the module
 always ends with the throwaway environment torn down (data included).
 
-Order: provision with alb -> switch to cloudflare_tunnel (no load balancer, target group,
-listeners, certificate, alias or validation records, load balancer alarms or widgets; the node
-group opens only P2P to the world) -> again (no change) -> back to alb (everything back) ->
-again (no change) -> teardown. playbooks/ingress_tunnel.yml does nothing with alb.
+Order: provision with alb (2 nodes) -> switch to cloudflare_tunnel, shrinking to 1 node in the
+same run (no load balancer, target group, listeners, certificate, alias or validation records,
+load balancer alarms or widgets; the node group opens only P2P to the world; node-2 keeps
+running but loses its alarms) -> again (no change) -> back to alb (everything back) -> again
+(no change) -> teardown. playbooks/ingress_tunnel.yml does nothing with alb.
 """
 
 import json
@@ -142,6 +143,17 @@ def alarms_with_prefix(prefix):
     return [a["AlarmName"] for a in aws("cloudwatch").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]]
 
 
+def node_alarms(index):
+    return {a for a in alarms() if a.startswith(f"{PREFIX}-node-{index}-")}
+
+
+def running_nodes():
+    reservations = aws("ec2").describe_instances(Filters=[
+        {"Name": "tag:Project", "Values": [PROJECT]}, {"Name": "tag:Env", "Values": [ENV]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+    return sorted(tags_of(i)["Name"] for r in reservations for i in r["Instances"])
+
+
 def teardown_if_present(label):
     if vpc_ids() or zone_id() or alarms():
         result = timed(label, TEARDOWN, confirm=ENV, destroy_data=True)
@@ -191,8 +203,7 @@ def assert_tunnel_ingress(node_group_id):
     assert zone_id(), "the hosted zone stays"
     widgets = dashboard_widgets()
     assert not ALB_WIDGETS & set(widgets) and "Chain height per node" in widgets
-    names = set(alarms())
-    assert {f"{PREFIX}-node-1-{kind}" for kind in ("status-check", "chain-stalled", "down", "data-disk")} == names
+    assert set(alarms()) == {f"{PREFIX}-node-1-{kind}" for kind in ("status-check", "chain-stalled", "down", "data-disk")}
 
 
 # --------------------------------------------------------------------------- the switch
@@ -200,18 +211,22 @@ def assert_tunnel_ingress(node_group_id):
 
 @pytest.fixture(scope="module")
 def with_alb(lab_before):
-    result = timed("provision with alb", PROVISION, pulse_ingress="alb")
+    result = timed("provision with alb (2 nodes)", PROVISION, pulse_ingress="alb", pulse_node_count=2)
     assert result.rc == 0, result.output[-5000:]
     return groups()[f"{PREFIX}-node"]["GroupId"]
 
 
 def test_alb_ingress_builds_the_load_balancer_side(with_alb):
     assert_alb_ingress()
+    kinds = {"status-check", "chain-stalled", "down", "data-disk"}  # no peers-lost with 2 nodes
+    for index in (1, 2):
+        assert node_alarms(index) == {f"{PREFIX}-node-{index}-{kind}" for kind in kinds}
 
 
 @pytest.fixture(scope="module")
 def tunnel(with_alb):
-    result = timed("switch to cloudflare_tunnel", PROVISION, pulse_ingress="cloudflare_tunnel")
+    # pulse_node_count goes back to STACK's 1: node-2 is beyond the plan from now on.
+    result = timed("switch to cloudflare_tunnel (and 1 node)", PROVISION, pulse_ingress="cloudflare_tunnel")
     assert result.rc == 0, result.output[-5000:]
     assert "Ingress:    Cloudflare Tunnel" in result.output
     return result
@@ -219,6 +234,12 @@ def tunnel(with_alb):
 
 def test_tunnel_removes_the_load_balancer_side_and_closes_the_api(with_alb, tunnel):
     assert_tunnel_ingress(with_alb)
+
+
+def test_a_node_beyond_the_count_keeps_running_without_alarms(tunnel):
+    assert running_nodes() == [f"{PREFIX}-node-1", f"{PREFIX}-node-2"], "provisioning never terminates"
+    assert node_alarms(2) == set()
+    assert f"{PREFIX}-node-2 exist(s) but is not in the plan" in tunnel.output
 
 
 def test_tunnel_second_run_changes_nothing(with_alb, tunnel):
