@@ -33,11 +33,19 @@ lab-status: venv ## what the lab is running
 lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
 
-TEST_WORKERS ?= 3
+MOLECULE_WORKERS ?= 2
 
+# The molecule scenarios (one container each) run in the background, 2 at a time, while the
+# lab tests run in order in the foreground; the lab teardown check runs last, alone.
 test: venv ## every test: lint, unit, lab integration, molecule; ends with the lab torn down
 	$(VENV)/bin/python lab/labctl.py up
-	status=0; \
-	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not teardown" || status=$$?; \
-	pytest -m teardown -p no:xdist tests/final || status=$$?; \
+	@status=0; \
+	( pytest -n $(MOLECULE_WORKERS) tests/molecule > .lab/molecule-tests.log 2>&1; \
+	  echo $$? > .lab/molecule-tests.rc ) & \
+	pytest --ignore=tests/molecule -m "not teardown" || status=$$?; \
+	wait; \
+	echo "---- molecule scenarios (log: .lab/molecule-tests.log) ----"; \
+	tail -n 40 .lab/molecule-tests.log; \
+	[ "$$(cat .lab/molecule-tests.rc)" = 0 ] || status=1; \
+	pytest -m teardown tests/final || status=$$?; \
 	exit $$status

@@ -109,13 +109,3 @@ def lab():
 def playbook():
     return run_playbook
 
-
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (`--dist loadgroup`): the tests that share the lab's state run in
-    order on one worker; each molecule scenario (its own container) may run on another."""
-    for item in items:
-        path = str(item.path)
-        if "/tests/molecule/" in path:
-            item.add_marker(pytest.mark.xdist_group(f"molecule-{item.callspec.params['scenario']}"))
-        else:
-            item.add_marker(pytest.mark.xdist_group("lab-serial"))

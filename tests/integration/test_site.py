@@ -115,3 +115,24 @@ def test_second_run_changes_nothing(site):
     assert second.rc == 0, second.output[-6000:]
     assert second.changed == 0, second.changed_hosts()
     print(f"\nsite.yml wall time: first run {TIMINGS['first']:.0f} s, second run {TIMINGS['second']:.0f} s")
+
+
+def test_every_nodes_metrics_are_readable_back_from_cloudwatch(site):
+    """The collector on each node publishes to the lab's moto every minute (namespace Pulse)."""
+    nodes = {n["InstanceId"]: n for n in lab_nodes()}
+    cloudwatch = aws("cloudwatch")
+
+    def published():
+        metrics = cloudwatch.list_metrics(Namespace="Pulse", MetricName="ChainHeight",
+                                          Dimensions=[{"Name": "Environment", "Value": "lab"}])["Metrics"]
+        seen = {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "InstanceId"}
+        return seen >= set(nodes) and seen
+
+    wait_until(published, timeout=150, interval=5, what="ChainHeight of every node in CloudWatch")
+    for iid, node in nodes.items():
+        stats = cloudwatch.get_metric_statistics(
+            Namespace="Pulse", MetricName="Up", Statistics=["Maximum"], Period=60,
+            Dimensions=[{"Name": "Environment", "Value": "lab"}, {"Name": "InstanceId", "Value": iid}],
+            StartTime=time.time() - 3600, EndTime=time.time() + 60,
+        )["Datapoints"]
+        assert stats and max(p["Maximum"] for p in stats) == 1.0, f"{iid}: no Up=1 published"
