@@ -2,6 +2,8 @@
 
 import json
 import os
+import time
+import urllib.request
 import re
 import subprocess
 import sys
@@ -109,3 +111,27 @@ def lab():
 def playbook():
     return run_playbook
 
+
+
+def get(ip, path, timeout=5):
+    """Ask a lab node (a container on a lab network) directly; returns the answer's data."""
+    with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=timeout) as resp:
+        body = json.loads(resp.read())
+    assert body["success"] is True, body
+    return body["data"]
+
+
+def wait_until(predicate, timeout, interval=1.0, what=""):
+    """Poll predicate until it returns something truthy; a refused connection (a node
+    restarting) counts as not yet."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")

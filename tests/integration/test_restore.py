@@ -19,11 +19,10 @@ import hashlib
 import json
 import os
 import time
-import urllib.request
 
 import pytest
 
-from conftest import aws, docker, run_playbook
+from conftest import aws, docker, get, run_playbook, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -54,30 +53,6 @@ def lab_nodes():
             nodes.append({"name": tags["Name"], "index": int(tags.get("NodeIndex", 0)),
                           "id": inst["InstanceId"], "ip": inst["PrivateIpAddress"]})
     return sorted(nodes, key=lambda n: n["index"])
-
-
-def get(ip, path, timeout=5):
-    """Ask a lab node (a container on a lab network) directly."""
-    with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=timeout) as resp:
-        body = json.loads(resp.read())
-    assert body["success"] is True, body
-    return body["data"]
-
-
-def wait_until(predicate, timeout, interval=1.0, what=""):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except OSError as exc:  # connection refused while a node restarts
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
-
-
 def sh(node, script, check=True):
     return docker("exec", node["id"], "sh", "-c", script, check=check)
 

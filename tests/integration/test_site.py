@@ -1,12 +1,10 @@
 """site.yml end to end in the lab: provisioned instances, the built release, peered nodes."""
 
-import json
 import time
-import urllib.request
 
 import pytest
 
-from conftest import aws, docker, run_playbook
+from conftest import aws, docker, get, run_playbook, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -22,30 +20,6 @@ def lab_nodes():
     ])["Reservations"]
     nodes = [i for r in reservations for i in r["Instances"]]
     return sorted(nodes, key=lambda i: int({t["Key"]: t["Value"] for t in i["Tags"]}.get("NodeIndex", 0)))
-
-
-def get(ip, path, timeout=5):
-    """Ask a lab node (a container on a lab network) directly."""
-    with urllib.request.urlopen(f"http://{ip}:8080{path}", timeout=timeout) as resp:
-        body = json.loads(resp.read())
-    assert body["success"] is True, body
-    return body["data"]
-
-
-def wait_until(predicate, timeout, interval=1.0, what=""):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except OSError as exc:  # connection refused while a node restarts
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
-
-
 @pytest.fixture(scope="module")
 def site(lab):
     start = time.time()
