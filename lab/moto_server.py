@@ -5,13 +5,18 @@ loopback address (for the playbooks on the controller) and on the lab services
 gateway (for code running inside the lab instances), and nowhere else. Both listeners
 here share one WSGI application, so they share one in-memory AWS.
 
+It also makes target health real for the target groups that the lab load balancer
+(lab/lab_alb.py) serves: see LabTargetHealth.
+
 Usage: python lab/moto_server.py --port 5000 --bind 127.0.0.1 --bind 198.18.0.1
 """
 
 import argparse
+import json
 import signal
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -43,6 +48,220 @@ def treat_lab_endpoint_as_tls():
     access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
+class LabTargetHealth:
+    """Target health as the lab load balancer sees it, instead of moto's "healthy at once".
+
+    moto reports every registered target ``healthy`` and a deregistered one ``unused`` at once.
+    For a target group that the lab load balancer *claims* (it serves it: lab/lab_alb.py posts
+    its health-check results to ``POST /lab-api/elbv2/target-health`` about every second),
+    DescribeTargetHealth answers as the ALB does instead:
+
+    - a registered target is ``initial`` (``Elb.RegistrationInProgress``) until the lab
+      balancer posts a state for that registration: ``initial`` while its health checks have
+      not passed HealthyThresholdCount times yet, then ``healthy`` or ``unhealthy``;
+    - a deregistered (or terminated) target is ``draining`` (``Target.DeregistrationInProgress``)
+      for the target group's ``deregistration_delay.timeout_seconds`` from the moment of the
+      call, listed with the registered ones, then ``unused`` (``Target.NotRegistered``);
+    - a stopped instance stays moto's ``unused`` (``Target.InvalidState``).
+
+    A post says for which registrations it holds (``as_of``: when the lab balancer read the
+    registrations its HAProxy configuration was made from): a target registered after that gets
+    ``initial``, never the state of its previous registration. A claim lapses ``ttl`` seconds
+    after the last post: with no lab balancer running (backer stopped) moto's own behaviour
+    comes back. Target groups never claimed keep moto's behaviour throughout.
+
+    Body of the post (states as DescribeTargetHealth spells them)::
+
+        {"ttl": 15, "target_groups": {"<target group arn>": {"as_of": <unix time>,
+            "targets": {"<target id>": {"State": "healthy"},
+                        "<target id>": {"State": "unhealthy", "Reason": "Target.Timeout",
+                                        "Description": "Request timed out"}}}}}
+
+    ``GET /lab-api/elbv2/target-health`` shows what is held (for people and tests).
+    """
+
+    PATH = "/lab-api/elbv2/target-health"
+    DEFAULT_TTL = 15.0
+    STATES = {"initial", "healthy", "unhealthy", "unused", "draining", "unavailable"}
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.claims = {}  # tg arn -> claim lapses at
+        self.posted = {}  # tg arn -> {"as_of": t, "targets": {id: {"State":...}}}
+        self.registered_at = {}  # (tg arn, target id) -> when registered (this moto process)
+        self.draining = {}  # (tg arn, target id) -> {"port": p, "until": t}
+
+    # ----------------------------------------------------------------- state
+
+    def claimed(self, arn, now=None):
+        return self.claims.get(arn, 0) > (self.clock() if now is None else now)
+
+    def post(self, body):
+        now = self.clock()
+        ttl = float(body.get("ttl", self.DEFAULT_TTL))
+        groups = body.get("target_groups") or {}
+        with self.lock:
+            for arn, group in groups.items():
+                targets = {}
+                for target_id, health in (group.get("targets") or {}).items():
+                    state = health.get("State")
+                    if state not in self.STATES:
+                        raise ValueError(f"unknown target state {state!r} for {target_id}")
+                    targets[str(target_id)] = {k: health[k] for k in ("State", "Reason", "Description")
+                                               if health.get(k)}
+                self.claims[arn] = now + ttl
+                self.posted[arn] = {"as_of": float(group.get("as_of", now)), "targets": targets}
+            for arn in body.get("release") or []:
+                self.claims.pop(arn, None)
+                self.posted.pop(arn, None)
+        return {"claimed": sorted(groups)}
+
+    def show(self):
+        now = self.clock()
+        with self.lock:
+            return {
+                "now": now,
+                "claims": {arn: round(until - now, 3) for arn, until in self.claims.items() if until > now},
+                "posted": self.posted,
+                "draining": {f"{arn} {tid}": {"port": d["port"], "left": round(d["until"] - now, 3)}
+                             for (arn, tid), d in self.draining.items() if d["until"] > now},
+            }
+
+    def on_register(self, arn, target_ids):
+        now = self.clock()
+        with self.lock:
+            for tid in target_ids:
+                self.registered_at[(arn, tid)] = now
+                self.draining.pop((arn, tid), None)
+
+    def on_deregister(self, target_group, targets):
+        """targets: the registrations (moto's {"Id", "Port"}) that just left the group."""
+        arn = target_group.arn
+        now = self.clock()
+        if not self.claimed(arn, now):
+            return
+        try:
+            delay = float(target_group.attributes.get("deregistration_delay.timeout_seconds", 300))
+        except (TypeError, ValueError):
+            delay = 300.0
+        with self.lock:
+            for target in targets:
+                self.draining[(arn, target["Id"])] = {"port": target.get("Port"), "until": now + delay}
+                self.registered_at.pop((arn, target["Id"]), None)
+
+    # ----------------------------------------------------------------- answers
+
+    def describe(self, backend, target_group, targets, original):
+        from moto.elbv2.models import FakeHealthStatus
+
+        arn = target_group.arn
+        now = self.clock()
+        if not self.claimed(arn, now):
+            return original(backend, arn, targets)
+        with self.lock:
+            for key in [k for k, d in self.draining.items() if d["until"] <= now]:
+                del self.draining[key]
+            if not targets:
+                targets = list(target_group.targets.values()) + [
+                    {"Id": tid, "Port": d["port"]} for (tg, tid), d in self.draining.items()
+                    if tg == arn and tid not in target_group.targets]
+            posted = self.posted.get(arn) or {"as_of": 0.0, "targets": {}}
+            out = []
+            for target in targets:
+                tid = target["Id"]
+                port = target.get("Port") or target_group.port
+                registered = target_group.targets.get(tid)
+                if registered is not None:
+                    mine = target_group.health_for(target, backend.ec2_backend)
+                    if mine.status == "unused":  # a stopped instance: moto's answer is the ALB's
+                        out.append(mine)
+                        continue
+                    health = posted["targets"].get(tid)
+                    if health is None or self.registered_at.get((arn, tid), 0.0) > posted["as_of"]:
+                        health = {"State": "initial", "Reason": "Elb.RegistrationInProgress",
+                                  "Description": "Target registration is in progress"}
+                    out.append(FakeHealthStatus(tid, registered["Port"], target_group.health_check_port,
+                                                health["State"], health.get("Reason"),
+                                                health.get("Description")))
+                elif (arn, tid) in self.draining:
+                    out.append(FakeHealthStatus(tid, self.draining[(arn, tid)]["port"] or port,
+                                                target_group.health_check_port, "draining",
+                                                "Target.DeregistrationInProgress",
+                                                "Target deregistration is in progress"))
+                elif tid in target_group.terminated_targets:  # moto would say draining forever
+                    out.append(FakeHealthStatus(tid, port, target_group.health_check_port, "unused",
+                                                "Target.NotRegistered",
+                                                "Target is not registered to the target group"))
+                else:
+                    out.append(target_group.health_for(target, backend.ec2_backend))
+            return out
+
+    # ----------------------------------------------------------------- wiring
+
+    def install(self):
+        """Patch moto's elbv2 backend (this process only)."""
+        from moto.elbv2 import models
+
+        lab = self
+        backend_cls, tg_cls = models.ELBv2Backend, models.FakeTargetGroup
+        original_describe = backend_cls.describe_target_health
+        original_register = backend_cls.register_targets
+        original_deregister = backend_cls.deregister_targets
+        original_terminated = tg_cls.deregister_terminated_instances
+
+        def describe_target_health(self, target_group_arn, targets):
+            target_group = self.target_groups.get(target_group_arn)
+            if target_group is None:
+                return original_describe(self, target_group_arn, targets)
+            return lab.describe(self, target_group, targets, original_describe)
+
+        def register_targets(self, target_group_arn, instances):
+            original_register(self, target_group_arn, instances)
+            lab.on_register(target_group_arn, [t["Id"] for t in instances])
+
+        def deregister_targets(self, target_group_arn, instances):
+            target_group = self.target_groups.get(target_group_arn)
+            before = dict(target_group.targets) if target_group is not None else {}
+            original_deregister(self, target_group_arn, instances)
+            lab.on_deregister(target_group, [before[t["Id"]] for t in instances if t["Id"] in before])
+
+        def deregister_terminated_instances(self, instance_ids):
+            leaving = [t for tid, t in self.targets.items() if tid in instance_ids]
+            original_terminated(self, instance_ids)
+            lab.on_deregister(self, leaving)
+
+        backend_cls.describe_target_health = describe_target_health
+        backend_cls.register_targets = register_targets
+        backend_cls.deregister_targets = deregister_targets
+        tg_cls.deregister_terminated_instances = deregister_terminated_instances
+        return self
+
+    def wsgi(self, app):
+        """app with the lab-only endpoint in front of it."""
+        lab = self
+
+        def application(environ, start_response):
+            if environ.get("PATH_INFO") != lab.PATH:
+                return app(environ, start_response)
+            method = environ.get("REQUEST_METHOD")
+            try:
+                if method == "POST":
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                    answer, status = lab.post(json.loads(environ["wsgi.input"].read(length) or b"{}")), "200 OK"
+                elif method == "GET":
+                    answer, status = lab.show(), "200 OK"
+                else:
+                    answer, status = {"error": "GET or POST"}, "405 Method Not Allowed"
+            except (ValueError, TypeError, AttributeError) as exc:
+                answer, status = {"error": str(exc)}, "400 Bad Request"
+            body = json.dumps(answer, sort_keys=True).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        return application
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=5000)
@@ -52,7 +271,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     treat_lab_endpoint_as_tls()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
     servers = [
         make_server(addr, args.port, app, threaded=True, request_handler=MotoRequestHandler)
         for addr in args.bind
