@@ -46,13 +46,19 @@ IMAGE_LATEST = f"{IMAGE_REPO}:latest"
 DEBIAN_SUITE = "bookworm"
 DEBOOTSTRAP_PACKAGES = (
     "systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,procps,"
-    "e2fsprogs,util-linux,curl,git,xz-utils,gzip,tar"
+    "e2fsprogs,util-linux,curl,git,xz-utils,gzip,tar,openssh-server"
 )
 IPTABLES_COMMENT = "pulse-lab"
 # The lab's "GitHub": the pulse-node stand-in's release repository, served by git daemon.
 GIT_PORT = 9418
 GIT_BASE = LAB_DIR / "git"
 RELEASE_REPO_SCRIPT = REPO / "lab" / "pulse-node" / "make-release-repo.sh"
+# The lab's SSH door, as production's: the operator's key pair (its public half is imported as
+# the EC2 key pair by provisioning) and the known hosts of the lab instances (first contact
+# accepts a new instance's host key; a terminated instance's entry is removed with it).
+SSH_DIR = LAB_DIR / "ssh"
+SSH_KEY = SSH_DIR / "id_ed25519"
+KNOWN_HOSTS = SSH_DIR / "known_hosts"
 
 # The flags that let systemd run as PID 1 without --privileged (see shared/lab-notes.md).
 SYSTEMD_RUN_FLAGS = [
@@ -130,7 +136,8 @@ def check_prerequisites(need_image_tools=False):
                 )
         except subprocess.TimeoutExpired:
             problems.append("The Docker engine did not answer `docker info` within 20 s: restart dockerd.")
-    for tool, pkg in (("losetup", "util-linux"), ("iptables", "iptables")):
+    for tool, pkg in (("losetup", "util-linux"), ("iptables", "iptables"),
+                      ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client")):
         if shutil.which(tool) is None:
             problems.append(f"'{tool}' is missing: `apt-get install {pkg}`.")
     if os.geteuid() != 0:
@@ -448,6 +455,7 @@ def create_container(instance, subnet, image):
         device_args += ["--device", f"{loop}:/dev/{nvme}", "--device", f"{loop}:{loop}"]
         ebs_lines.append(f"{nvme} {vol} {devname}")
     (meta_dir / "ebs-devices").write_text("".join(line + "\n" for line in ebs_lines))
+    write_authorized_keys(meta_dir, instance.get("KeyName"))
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
     (meta_dir / "instance.json").write_text(json.dumps({
         "instance-id": iid,
@@ -469,6 +477,37 @@ def create_container(instance, subnet, image):
         image, "/sbin/init",
     )
     log(f"instance {iid} ({tags.get('Name', '-')}) backed at {ip} with {len(ebs_lines)} EBS volume(s)")
+
+
+def write_authorized_keys(meta_dir, key_name):
+    """The launch key pair's public key, where the image's first-boot script takes it from
+    (as cloud-init takes it from the instance metadata). No key pair: no file, no login."""
+    path = meta_dir / "authorized_keys"
+    path.unlink(missing_ok=True)
+    if not key_name:
+        return
+    pairs = ec2_client().describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
+    public = (pairs[0].get("PublicKey") or "").strip() if pairs else ""
+    if public:
+        path.write_text(public + "\n")
+
+
+def ensure_ssh_key():
+    """The lab operator's SSH key (what a user has in ~/.ssh); its public half becomes the
+    lab environment's EC2 key pair (inventories/lab: pulse_ssh_public_key)."""
+    SSH_DIR.mkdir(parents=True, exist_ok=True)
+    os.chmod(SSH_DIR, 0o700)
+    if not SSH_KEY.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pulse-lab-operator", "-f", str(SSH_KEY)])
+        log(f"SSH key {SSH_KEY} (imported as the lab's EC2 key pair by provisioning)")
+    KNOWN_HOSTS.touch(mode=0o600, exist_ok=True)
+
+
+def forget_host_key(address):
+    """A terminated instance's address is reused by the next one, with new host keys."""
+    if address and KNOWN_HOSTS.exists():
+        run(["ssh-keygen", "-q", "-R", address, "-f", str(KNOWN_HOSTS)], check=False)
+        Path(str(KNOWN_HOSTS) + ".old").unlink(missing_ok=True)
 
 
 def sync(image=None, quiet=False):
@@ -524,6 +563,11 @@ def sync_instance(inst, container, subnets, vpcs, image):
 
 def remove_instance(iid):
     docker("rm", "-f", "-v", iid, check=False)
+    try:
+        address = json.loads((LAB_DIR / "instances" / iid / "instance.json").read_text())["local-ipv4"]
+    except (OSError, ValueError, KeyError):
+        address = None
+    forget_host_key(address)
     devices_file = LAB_DIR / "instances" / iid / "ebs-devices"
     if devices_file.exists():
         for line in devices_file.read_text().splitlines():
@@ -596,6 +640,7 @@ def cmd_up(args):
 
 
 def lab_up(_args):
+    ensure_ssh_key()
     image = ensure_image()
     ensure_services()
     python = sys.executable
@@ -645,6 +690,7 @@ def cmd_down(_args):
         for path in volumes.glob("*.img"):
             release_volume(path.stem, delete=True)
     shutil.rmtree(LAB_DIR / "instances", ignore_errors=True)
+    KNOWN_HOSTS.unlink(missing_ok=True)
     stop_background("moto")
     stop_background("git-daemon")
     if shutil.which("iptables"):

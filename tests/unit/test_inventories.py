@@ -6,8 +6,10 @@ from conftest import REPO
 
 LAB = REPO / "inventories/lab/aws_ec2.yml"
 PROD = REPO / "inventories/production/aws_ec2.yml"
-# compose keys that say how to connect: containers in the lab, SSH in production.
-CONNECTION_KEYS = {"ansible_connection", "ansible_host", "ansible_user"}
+LAB_SSH = REPO / "inventories/lab/group_vars/all/ssh.yml"
+PROD_SSH = REPO / "inventories/production/group_vars/all/ssh.yml"
+# How a host is reached is derived, in both inventories, from these door settings alone.
+DERIVED = ("ansible_host", "ansible_ssh_private_key_file", "ansible_ssh_common_args")
 
 
 def load(path):
@@ -26,12 +28,39 @@ def test_same_plugin_groups_hostnames_and_filters():
     assert lab["filters"]["tag:Env"] == "lab" and prod["filters"]["tag:Env"] == "production"
 
 
-def test_same_compose_apart_from_the_connection():
+def test_same_compose_and_the_same_door():
+    """No container connection in the lab: the same compose (the AMI's user), SSH for both."""
     lab, prod = load(LAB)["compose"], load(PROD)["compose"]
-    assert {k: v for k, v in lab.items() if k not in CONNECTION_KEYS} == {
-        k: v for k, v in prod.items() if k not in CONNECTION_KEYS
-    }
-    assert lab["ansible_connection"] == "'community.docker.docker'"
+    assert lab == prod
+    assert "ansible_connection" not in lab
+    assert "admin" in lab["ansible_user"] and "ec2-user" in lab["ansible_user"]
+    for path in (LAB, PROD, LAB_SSH, PROD_SSH):
+        assert "community.docker" not in path.read_text(), path
+
+
+def test_the_door_is_derived_the_same_way_and_only_marked_lab_lines_differ():
+    lab, prod = load(LAB_SSH), load(PROD_SSH)
+    assert set(lab) == set(prod)
+    for key in DERIVED:
+        assert lab[key] == prod[key], key
+    assert prod["pulse_ssh_via"] == "ssm" and lab["pulse_ssh_via"] == "direct"
+    assert lab["pulse_ssh_address"] == prod["pulse_ssh_address"] == "private"
+    assert lab["pulse_ssh_host_key_checking"] == prod["pulse_ssh_host_key_checking"] == "accept-new"
+    for line in LAB_SSH.read_text().splitlines():
+        key = line.split(":", 1)[0]
+        if key in lab and lab[key] != prod[key] and key != "pulse_ssh_public_key":
+            assert "# lab:" in line, f"unmarked lab-only line: {line}"
+
+
+def test_nobody_connects_as_root():
+    """ansible.cfg checks host keys and names no remote user; no inventory or play says root."""
+    cfg = (REPO / "ansible.cfg").read_text()
+    assert "host_key_checking = True" in cfg
+    assert "remote_user" not in cfg
+    for path in list((REPO / "inventories").rglob("*.yml")) + list((REPO / "playbooks").glob("*.yml")):
+        text = path.read_text()
+        for key in ("ansible_user", "remote_user", "ansible_ssh_user"):
+            assert f"{key}: root" not in text, f"{path}: {key}: root"
 
 
 def test_only_the_lab_talks_to_moto_with_dummy_keys():
