@@ -1,0 +1,380 @@
+# Copyright: Pulse infrastructure team
+# Apache License 2.0 (see galaxy.yml)
+"""The one definition of a pulse-node release version, and the version forms users type.
+
+A release tag is ``v`` + a semantic version without build metadata: ``v1.2.0``,
+``v1.2.0-rc.1`` (git tag, artifact name ``pulse-node-v1.2.0``, release directory). The node
+reports the bare version (``1.2.0``) in ``/info.version``. The leading ``v`` is optional on
+input (``1.2.0`` means ``v1.2.0``); the filters always return the ``v`` form.
+
+Users may also ask for a series: ``v1.2`` / ``1.2`` (the newest ``v1.2.x``) or ``v1`` / ``1``
+(the newest ``v1.x.y``); ``resolve_release`` turns such a request into one tag of a list of
+published versions or git tags.
+
+Ordering is semantic version precedence (semver.org, item 11): numbers compare numerically, a
+pre-release sorts below its release (``v1.2.0-rc.1`` < ``v1.2.0``), pre-release identifiers
+compare numerically when numeric, else as text, numeric below text, fewer identifiers first.
+
+The per-filter ansible-doc documentation is in ``FILTER_DOCS`` below (ansible-doc reads one
+DOCUMENTATION per plugin file; per-filter docs of a multi-filter file are sidecar files
+``plugins/filter/<filter>.yml``, which can be written from ``FILTER_DOCS`` verbatim).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+_NUM = r"(?:0|[1-9][0-9]*)"
+# semver pre-release identifier: a number without leading zeros, or alphanumerics with a letter or '-'
+_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_TAG = re.compile(rf"^v?(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?$")
+# a series: MAJOR or MAJOR.MINOR, the leading v optional
+_SERIES = re.compile(rf"^v?(?P<major>{_NUM})(?:\.(?P<minor>{_NUM}))?$")
+
+_FORMS = "vMAJOR.MINOR.PATCH or vMAJOR.MINOR.PATCH-PRERELEASE, e.g. v1.2.0 or v1.2.0-rc.1; the leading v is optional"
+_REQUEST_FORMS = f"{_FORMS}; or a series: v1.2 (the newest v1.2.x) or v1 (the newest v1.x.y)"
+
+FILTER_DOCS = {
+    "release_tag": {
+        "DOCUMENTATION": r"""
+name: release_tag
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: Normalise a complete release version to its tag (C(v1.2.0))
+description:
+  - Returns the release tag of a complete version, always with the leading C(v).
+  - Accepts C(vMAJOR.MINOR.PATCH) and C(vMAJOR.MINOR.PATCH-PRERELEASE) (semantic versions without
+    build metadata, no leading zeros); the leading C(v) is optional and surrounding blanks are ignored.
+  - Anything else (a series like C(v1.2), text, a number, C(None)) fails with an error naming the value.
+positional: _input
+options:
+  _input:
+    description: The version, for example C(v1.2.0), C(1.2.0) or C(v1.2.0-rc.1).
+    type: str
+    required: true
+""",
+        "EXAMPLES": r"""
+# "v1.2.0"
+tag: "{{ '1.2.0' | pulse.infra.release_tag }}"
+
+# "v1.2.0-rc.1"
+rc: "{{ 'v1.2.0-rc.1' | pulse.infra.release_tag }}"
+
+# fails: v1.2 is a series, not a release (use pulse.infra.resolve_release)
+bad: "{{ 'v1.2' | pulse.infra.release_tag }}"
+""",
+        "RETURN": r"""
+_value:
+  description: The release tag, C(v) followed by the version.
+  type: str
+  sample: v1.2.0
+""",
+    },
+    "release_bare": {
+        "DOCUMENTATION": r"""
+name: release_bare
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: The bare version of a release (C(1.2.0)), as the node reports it
+description:
+  - Returns a complete release version without the leading C(v); this is what pulse-node reports
+    in C(/info.version).
+  - Accepts the same inputs as P(pulse.infra.release_tag#filter) and fails on the same inputs.
+positional: _input
+options:
+  _input:
+    description: The version, for example C(v1.2.0) or C(1.2.0).
+    type: str
+    required: true
+""",
+        "EXAMPLES": r"""
+# "1.2.0"
+bare: "{{ 'v1.2.0' | pulse.infra.release_bare }}"
+
+# is the node on the release?
+same: "{{ info.version == (pulse_node_systemd_version | pulse.infra.release_bare) }}"
+""",
+        "RETURN": r"""
+_value:
+  description: The version without the leading C(v).
+  type: str
+  sample: 1.2.0
+""",
+    },
+    "is_release_tag": {
+        "DOCUMENTATION": r"""
+name: is_release_tag
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: Whether a value is a complete release version
+description:
+  - True when P(pulse.infra.release_tag#filter) accepts the value (C(v1.2.0), C(1.2.0), C(v1.2.0-rc.1)),
+    false for anything else, including series like C(v1.2) and non-strings. Never fails.
+  - Meant for the C(that) of M(ansible.builtin.assert).
+positional: _input
+options:
+  _input:
+    description: The value to check.
+    type: raw
+    required: true
+""",
+        "EXAMPLES": r"""
+- name: Check the version
+  ansible.builtin.assert:
+    that: my_version | pulse.infra.is_release_tag
+    fail_msg: "my_version must be a release such as v1.2.0, got {{ my_version }}"
+""",
+        "RETURN": r"""
+_value:
+  description: Whether the value is a complete release version.
+  type: bool
+""",
+    },
+    "is_release_request": {
+        "DOCUMENTATION": r"""
+name: is_release_request
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: Whether a value is a version form P(pulse.infra.resolve_release#filter) accepts
+description:
+  - True for a complete release version (see P(pulse.infra.is_release_tag#filter)) and for a series,
+    C(v1.2) / C(1.2) (MAJOR.MINOR) or C(v1) / C(1) (MAJOR). False for anything else. Never fails.
+  - Meant for checking C(-e version=...) before anything is listed or changed.
+positional: _input
+options:
+  _input:
+    description: The value to check.
+    type: raw
+    required: true
+""",
+        "EXAMPLES": r"""
+- name: Check the version
+  ansible.builtin.assert:
+    that: version is defined and version | pulse.infra.is_release_request
+    fail_msg: "-e version=v1.2.0 (or v1.2 for the newest v1.2.x)"
+""",
+        "RETURN": r"""
+_value:
+  description: Whether P(pulse.infra.resolve_release#filter) accepts the value as a request.
+  type: bool
+""",
+    },
+    "resolve_release": {
+        "DOCUMENTATION": r"""
+name: resolve_release
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: The release tag a typed version names, among the available ones
+description:
+  - C(v1.2.0) or C(1.2.0) (a complete version, pre-releases too) names exactly that release; it
+    must be available.
+  - C(v1.2) or C(1.2) names the newest available C(v1.2.x); C(v1) or C(1) the newest available C(v1.x.y).
+    Newest is semantic version order, and a final release is preferred over pre-releases
+    (C(v1.3.0-rc.1) is only picked for C(v1) when no final C(v1.x.y) is available).
+  - Entries of O(available) that are not release versions (C(latest), C(v1.2), C(refs/heads/main))
+    are ignored; a C(v)-less entry counts as its tag.
+  - Fails when the request is not one of these forms, or when no available release matches; the
+    error names the request and lists the available release tags, newest first (or says there are none).
+positional: _input, available
+options:
+  _input:
+    description: The requested version, for example C(v1.2), C(1.2), C(v1) or C(v1.2.0).
+    type: str
+    required: true
+  available:
+    description: The releases to choose from, for example the published versions or the git tags.
+    type: list
+    elements: str
+    required: true
+""",
+        "EXAMPLES": r"""
+# "v1.2.3" (the newest v1.2.x)
+pick: "{{ 'v1.2' | pulse.infra.resolve_release(['v1.1.0', 'v1.2.0', 'v1.2.3', 'v1.3.0-rc.1']) }}"
+
+# "v1.2.3" (a final release wins over the newer pre-release)
+series: "{{ 'v1' | pulse.infra.resolve_release(['v1.2.3', 'v1.3.0-rc.1']) }}"
+
+# "v1.2.0" (exactly)
+exact: "{{ '1.2.0' | pulse.infra.resolve_release(['v1.2.0', 'v1.2.3']) }}"
+
+# fails: no release matches 'v7' (the newest v7.x.y); available release tags, newest first: v1.2.3, v1.2.0
+none: "{{ 'v7' | pulse.infra.resolve_release(['v1.2.0', 'v1.2.3']) }}"
+""",
+        "RETURN": r"""
+_value:
+  description: The matching release tag, with the leading C(v).
+  type: str
+  sample: v1.2.3
+""",
+    },
+    "release_sort": {
+        "DOCUMENTATION": r"""
+name: release_sort
+author: pulse.infra maintainers
+version_added: "0.1.0"
+short_description: Release tags in semantic version order
+description:
+  - Returns the release versions of a list as tags (leading C(v)), oldest first, each once.
+  - A pre-release sorts below its release, C(v1.10.0) above C(v1.9.0).
+  - Entries that are not release versions are left out.
+positional: _input
+options:
+  _input:
+    description: The versions or tags to sort.
+    type: list
+    elements: str
+    required: true
+  reverse:
+    description: Newest first.
+    type: bool
+    default: false
+""",
+        "EXAMPLES": r"""
+# ["v1.2.0-rc.1", "v1.2.0", "v1.10.0"]
+ordered: "{{ ['v1.10.0', '1.2.0', 'v1.2.0-rc.1', 'latest'] | pulse.infra.release_sort }}"
+
+# the newest release first
+newest: "{{ published | pulse.infra.release_sort(reverse=true) | first }}"
+""",
+        "RETURN": r"""
+_value:
+  description: The release tags, sorted.
+  type: list
+  elements: str
+""",
+    },
+}
+
+
+def _describe(value):
+    return repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+
+
+def _text(value):
+    """value as a stripped string, or None when it is not text (numbers and booleans included:
+    YAML turns 1.10 into the float 1.1, so an unquoted version cannot be trusted)."""
+    if not isinstance(value, str):
+        return None
+    return value.strip()
+
+
+def _parse(value):
+    """(major, minor, patch, prerelease or None) of a complete version, or None."""
+    text = _text(value)
+    m = _TAG.match(text) if text is not None else None
+    if not m:
+        return None
+    return int(m["major"]), int(m["minor"]), int(m["patch"]), m["pre"]
+
+
+def _tag(parsed):
+    major, minor, patch, pre = parsed
+    return f"v{major}.{minor}.{patch}" + (f"-{pre}" if pre else "")
+
+
+def _precedence(parsed):
+    """Sort key in semantic version precedence."""
+    major, minor, patch, pre = parsed
+    if pre is None:
+        return (major, minor, patch, 1, ())
+    ids = tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in pre.split("."))
+    return (major, minor, patch, 0, ids)
+
+
+def _releases(values):
+    """The distinct complete versions of a list, parsed, oldest first."""
+    found = {}
+    for value in values:
+        parsed = _parse(value)
+        if parsed is not None:
+            found.setdefault(_tag(parsed), parsed)
+    return sorted(found.values(), key=_precedence)
+
+
+def _require(value, name):
+    parsed = _parse(value)
+    if parsed is None:
+        raise AnsibleFilterError(f"{_describe(value)} is not a release version ({_FORMS})")
+    return parsed
+
+
+def release_tag(value):
+    """The release tag of a complete version: 'v1.2.0' and '1.2.0' -> 'v1.2.0'."""
+    return _tag(_require(value, "release_tag"))
+
+
+def release_bare(value):
+    """The version without the leading v, as the node reports it: 'v1.2.0' -> '1.2.0'."""
+    return _tag(_require(value, "release_bare"))[1:]
+
+
+def is_release_tag(value):
+    """True when release_tag accepts value (a complete version, the leading v optional)."""
+    return _parse(value) is not None
+
+
+def is_release_request(value):
+    """True for what resolve_release accepts: a complete version or a series (v1.2, v1)."""
+    text = _text(value)
+    return text is not None and (_TAG.match(text) is not None or _SERIES.match(text) is not None)
+
+
+def release_sort(values, reverse=False):
+    """The release versions of a list as tags, semantic version order (oldest first), each once."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise AnsibleFilterError(f"release_sort expects a list of versions, got {_describe(values)}")
+    tags = [_tag(p) for p in _releases(values)]
+    return tags[::-1] if reverse else tags
+
+
+def resolve_release(requested, available):
+    """The tag of available that requested names.
+
+    'v1.2.0' / '1.2.0': exactly v1.2.0; 'v1.2' / '1.2': the newest v1.2.x; 'v1' / '1': the newest
+    v1.x.y. Newest prefers a final release over pre-releases. Entries of available that are not
+    release versions are ignored. Raises naming the request and the available tags when none matches.
+    """
+    if isinstance(available, (str, bytes)) or not hasattr(available, "__iter__"):
+        raise AnsibleFilterError(
+            f"resolve_release expects a list of available versions, got {_describe(available)}"
+        )
+    releases = _releases(available)
+    text = _text(requested)
+    exact = _parse(requested)
+    series = _SERIES.match(text) if text is not None and exact is None else None
+    if exact is not None:
+        wanted = _tag(exact)
+        candidates = [p for p in releases if _tag(p) == wanted]
+        what = "exactly"
+    elif series is not None:
+        major = int(series["major"])
+        minor = int(series["minor"]) if series["minor"] is not None else None
+        wanted = f"v{major}" + (f".{minor}.x" if minor is not None else ".x.y")
+        candidates = [p for p in releases if p[0] == major and (minor is None or p[1] == minor)]
+        what = "the newest"
+    else:
+        raise AnsibleFilterError(f"{_describe(requested)} is not a version ({_REQUEST_FORMS})")
+    if not candidates:
+        tags = [_tag(p) for p in reversed(releases)]
+        raise AnsibleFilterError(
+            f"no release matches {text!r} ({what} {wanted}); available release tags, newest first: "
+            f"{', '.join(tags) if tags else '(none)'}"
+        )
+    finals = [p for p in candidates if p[3] is None]
+    return _tag((finals or candidates)[-1])
+
+
+class FilterModule:
+    """pulse.infra release version filters."""
+
+    def filters(self):
+        return {
+            "release_tag": release_tag,
+            "release_bare": release_bare,
+            "is_release_tag": is_release_tag,
+            "is_release_request": is_release_request,
+            "resolve_release": resolve_release,
+            "release_sort": release_sort,
+        }

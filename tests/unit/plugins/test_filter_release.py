@@ -1,0 +1,230 @@
+"""Unit tests for the pulse.infra release version filters (plugins/filter/release.py)."""
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.pulse.infra.plugins.filter import release as f
+
+PUBLISHED = ["v1.1.0", "v1.2.0", "v1.2.3", "v1.3.0-rc.1", "v2.0.0-rc.1", "v2.0.0-rc.2", "latest", "v1.2"]
+
+
+# release_tag / release_bare / is_release_tag: complete versions
+
+
+@pytest.mark.parametrize(
+    "value, tag",
+    [
+        ("v1.2.0", "v1.2.0"),
+        ("1.2.0", "v1.2.0"),
+        ("v1.2.0-rc.1", "v1.2.0-rc.1"),
+        ("1.2.0-rc.1", "v1.2.0-rc.1"),
+        ("v0.0.0", "v0.0.0"),
+        ("v10.20.30", "v10.20.30"),
+        ("v1.2.0-alpha-1.beta.0", "v1.2.0-alpha-1.beta.0"),
+        ("v1.2.0-0a.1", "v1.2.0-0a.1"),
+        (" v1.2.0\n", "v1.2.0"),
+    ],
+)
+def test_release_tag_and_bare_accept_complete_versions(value, tag):
+    assert f.release_tag(value) == tag
+    assert f.release_bare(value) == tag[1:]
+    assert f.is_release_tag(value)
+    assert f.is_release_request(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "v1.2",  # a series, not a release
+        "v1",
+        "1.2",
+        "",
+        "v",
+        "latest",
+        "V1.2.0",  # capital V
+        "vv1.2.0",
+        "v1.2.0.0",
+        "v1.2.x",
+        "v01.2.0",  # leading zeros (semver, and cargo, refuse them)
+        "v1.02.0",
+        "v1.2.00",
+        "v1.2.0-",  # empty pre-release
+        "v1.2.0-rc..1",
+        "v1.2.0-rc.",
+        "v1.2.0-rc.01",  # numeric pre-release identifier with a leading zero
+        "v1.2.0+build.5",  # build metadata: not a release name
+        "v1.2.0-rc_1",
+        "v1.2.0 v1.3.0",
+        "refs/tags/v1.2.0",
+        "pulse-node-v1.2.0",
+        None,
+        120,
+        1.2,
+        True,
+        ["v1.2.0"],
+    ],
+)
+def test_release_tag_refuses_everything_else(value):
+    assert not f.is_release_tag(value)
+    with pytest.raises(AnsibleFilterError, match="is not a release version"):
+        f.release_tag(value)
+    with pytest.raises(AnsibleFilterError, match="is not a release version"):
+        f.release_bare(value)
+
+
+def test_release_tag_error_names_the_value_and_the_forms():
+    with pytest.raises(AnsibleFilterError) as err:
+        f.release_tag("v1.2")
+    assert "'v1.2'" in str(err.value)
+    assert "v1.2.0-rc.1" in str(err.value)
+    with pytest.raises(AnsibleFilterError, match=r"1\.2 \(float\)"):
+        f.release_tag(1.2)
+
+
+def test_bare_and_tag_round_trip():
+    for value in ("v1.2.0", "1.2.0", "v3.0.1-beta.2"):
+        assert f.release_tag(f.release_bare(value)) == f.release_tag(value)
+
+
+# is_release_request: what resolve_release accepts
+
+
+@pytest.mark.parametrize("value", ["v1", "1", "v1.2", "1.2", "v0", "v0.0", "v10.20", " v1.2 "])
+def test_is_release_request_accepts_series(value):
+    assert f.is_release_request(value)
+    assert not f.is_release_tag(value)
+
+
+@pytest.mark.parametrize("value", ["", "v", "latest", "v1.", "v1.2.", "v01", "v1.02", "1.x", "v1.2.x", "*", None, 1, 1.2])
+def test_is_release_request_refuses_malformed(value):
+    assert not f.is_release_request(value)
+
+
+# release_sort
+
+
+def test_release_sort_semantic_order():
+    # semver.org item 11's own example, plus numbers that sort wrongly as text
+    ordered = [
+        "v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-alpha.beta", "v1.0.0-beta", "v1.0.0-beta.2",
+        "v1.0.0-beta.11", "v1.0.0-rc.1", "v1.0.0", "v1.2.0", "v1.9.0", "v1.10.0", "v2.0.0",
+    ]
+    shuffled = [ordered[i] for i in (7, 3, 11, 0, 9, 5, 1, 10, 4, 8, 2, 6)]
+    assert f.release_sort(shuffled) == ordered
+    assert f.release_sort(shuffled, reverse=True) == ordered[::-1]
+    assert f.release_sort(shuffled, True) == ordered[::-1]
+
+
+def test_release_sort_normalises_drops_junk_and_duplicates():
+    assert f.release_sort(["1.10.0", "v1.2.0", "latest", "1.2.0", "v1.2", None, "v1.2.0-rc.1"]) == [
+        "v1.2.0-rc.1", "v1.2.0", "v1.10.0"]
+    assert f.release_sort([]) == []
+    assert f.release_sort(("v2.0.0", "v1.0.0")) == ["v1.0.0", "v2.0.0"]
+
+
+@pytest.mark.parametrize("value", ["v1.2.0", None, 3])
+def test_release_sort_wants_a_list(value):
+    with pytest.raises(AnsibleFilterError, match="expects a list"):
+        f.release_sort(value)
+
+
+# resolve_release
+
+
+@pytest.mark.parametrize(
+    "requested, tag",
+    [
+        ("v1.2", "v1.2.3"),  # newest of the series
+        ("1.2", "v1.2.3"),
+        ("v1.1", "v1.1.0"),
+        ("v1", "v1.2.3"),  # a final release wins over the newer v1.3.0-rc.1
+        ("1", "v1.2.3"),
+        ("v1.3", "v1.3.0-rc.1"),  # only a pre-release in the series: it is the newest
+        ("v2", "v2.0.0-rc.2"),
+        ("v1.2.0", "v1.2.0"),  # exactly
+        ("1.2.0", "v1.2.0"),
+        ("v2.0.0-rc.1", "v2.0.0-rc.1"),
+        ("2.0.0-rc.1", "v2.0.0-rc.1"),
+        (" v1.2 ", "v1.2.3"),
+    ],
+)
+def test_resolve_release(requested, tag):
+    assert f.resolve_release(requested, PUBLISHED) == tag
+
+
+def test_resolve_release_orders_numerically_not_as_text():
+    assert f.resolve_release("v1", ["v1.9.0", "v1.10.0", "v1.2.0"]) == "v1.10.0"
+    assert f.resolve_release("v1.2", ["v1.2.9", "v1.2.10"]) == "v1.2.10"
+    assert f.resolve_release("v1.3", ["v1.3.0-rc.9", "v1.3.0-rc.10", "v1.3.0-beta"]) == "v1.3.0-rc.10"
+
+
+def test_resolve_release_available_may_be_bare_or_a_tuple():
+    assert f.resolve_release("v1.2", ("1.2.0", "1.2.1")) == "v1.2.1"
+    assert f.resolve_release("v1.2.1", ["1.2.1"]) == "v1.2.1"
+
+
+@pytest.mark.parametrize(
+    "requested, expected",
+    [
+        ("v7", "'v7' (the newest v7.x.y)"),
+        ("v1.4", "'v1.4' (the newest v1.4.x)"),
+        ("v1.2.1", "'v1.2.1' (exactly v1.2.1)"),
+        ("1.3.0", "'1.3.0' (exactly v1.3.0)"),  # only v1.3.0-rc.1 is there
+        ("v2.0.0", "'v2.0.0' (exactly v2.0.0)"),
+    ],
+)
+def test_resolve_release_nothing_matches(requested, expected):
+    with pytest.raises(AnsibleFilterError) as err:
+        f.resolve_release(requested, PUBLISHED)
+    message = str(err.value)
+    assert f"no release matches {expected}" in message
+    assert message.endswith(
+        "available release tags, newest first: v2.0.0-rc.2, v2.0.0-rc.1, v1.3.0-rc.1, v1.2.3, v1.2.0, v1.1.0")
+
+
+@pytest.mark.parametrize("available", [[], ["latest", "main", "v1.2"]])
+def test_resolve_release_nothing_available(available):
+    with pytest.raises(AnsibleFilterError, match=r"no release matches 'v1\.2' .*newest first: \(none\)$"):
+        f.resolve_release("v1.2", available)
+
+
+@pytest.mark.parametrize("requested", ["", "latest", "v1.2.x", "V1.2", "v01.2", "v1.2.0.0", None, 1.2, 1])
+def test_resolve_release_malformed_request(requested):
+    with pytest.raises(AnsibleFilterError, match="is not a version"):
+        f.resolve_release(requested, PUBLISHED)
+
+
+@pytest.mark.parametrize("available", ["v1.2.0", None, 5])
+def test_resolve_release_wants_a_list(available):
+    with pytest.raises(AnsibleFilterError, match="expects a list"):
+        f.resolve_release("v1.2", available)
+
+
+# plugin wiring and documentation
+
+
+NAMES = ("release_tag", "release_bare", "is_release_tag", "is_release_request", "resolve_release", "release_sort")
+
+
+def test_filter_module_exports_everything():
+    exported = f.FilterModule().filters()
+    assert set(exported) == set(NAMES)
+    for name in NAMES:
+        assert exported[name] is getattr(f, name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_filter_has_ansible_doc_documentation(name):
+    docs = f.FILTER_DOCS[name]
+    assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
+    doc = yaml.safe_load(docs["DOCUMENTATION"])
+    assert doc["name"] == name
+    assert doc["short_description"] and doc["description"] and doc["author"]
+    assert "_input" in doc["options"] and doc["positional"].startswith("_input")
+    for option in doc["positional"].split(", "):
+        assert option in doc["options"], f"{name}: positional {option} is not an option"
+    assert name in docs["EXAMPLES"]
+    yaml.safe_load(docs["EXAMPLES"])
+    assert "_value" in yaml.safe_load(docs["RETURN"])
+    assert set(f.FILTER_DOCS) == set(NAMES)
