@@ -153,6 +153,30 @@ class StandinNode:
         return f"<node {self.name} http={self.port} p2p={self.p2p_port}>"
 
 
+def find_nulls(value, where="$"):
+    """Paths of every JSON null inside a parsed body (the contract: a member
+    without a value is left out, never sent as null)."""
+    if value is None:
+        return [where]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in find_nulls(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in find_nulls(v, f"{where}[{i}]")]
+    return []
+
+
+def assert_wrapper(status, body, what=""):
+    """The contract's wrapper: {"success": true, "data": ...} for a success,
+    {"success": false, "error": "..."} for a failure; no null anywhere."""
+    assert isinstance(body, dict), (what, status, body)
+    assert not find_nulls(body), (what, status, body, find_nulls(body))
+    if body["success"] is True:
+        assert status == 200 and set(body) == {"success", "data"}, (what, status, body)
+    else:
+        assert body["success"] is False and status >= 400, (what, status, body)
+        assert set(body) == {"success", "error"} and isinstance(body["error"], str), (what, status, body)
+
+
 def wait_converged(nodes, min_height=1, timeout=15):
     """All nodes report the same height (>= min_height) and latest hash."""
     def same():

@@ -63,14 +63,38 @@ def test_sigkill_restart_keeps_height_and_catches_up(nodes):
     victim.start()
     after, _ = victim.chain()
     assert after >= before, (before, after)
-    assert victim.data("/info")["peer_id"] == peer_id
+    new_id = victim.data("/info")["peer_id"]
+    assert new_id != peer_id  # a new identity at every start, as the real node
 
     wait_converged(ring, min_height=before + 4, timeout=15)
     restart_log = victim.log()[log_len:]
     assert "synced" in restart_log or "chain reorganisation" in restart_log, restart_log
-    # ring[0] dials the victim: it reconnects (with backoff) and lists it again
-    wait_until(lambda: peer_id in ring[0].data("/peers")["connected_peers"], 12,
-               what="ring0 to reconnect to the restarted node")
+    # ring[0] dials the victim: it reconnects (with backoff) and lists it under its
+    # new id; the old id is gone from both neighbours
+    def relisted():
+        listed = [n.data("/peers")["connected_peers"] for n in (ring[0], ring[2])]
+        return all(new_id in ids and peer_id not in ids for ids in listed)
+    wait_until(relisted, 12, what="ring0 and ring2 to list the restarted node under its new id")
+
+
+def test_sigterm_restart_with_a_new_peer_id_rejoins(nodes):
+    """systemd stops the node with SIGTERM (no shutdown path); it comes back with
+    a new peer id, keeps its chain and catches up with the others."""
+    ring = make_ring(nodes)
+    wait_converged(ring, min_height=3, timeout=15)
+    victim = ring[2]
+    old_id = victim.data("/info")["peer_id"]
+    before = victim.chain()
+    victim.kill(signal.SIGTERM)
+    assert victim.proc.returncode == -signal.SIGTERM
+    assert "shutting down" not in victim.log()
+    victim.start()
+    assert victim.data(f"/block/{before[0]}")["block_hash"] == before[1]
+    new_id = victim.data("/info")["peer_id"]
+    assert new_id != old_id
+    wait_converged(ring, min_height=before[0] + 3, timeout=15)
+    wait_until(lambda: all(new_id in n.data("/peers")["connected_peers"] for n in ring[:2]), 12,
+               what="the others to list the new id")
 
 
 def test_forks_resolve_to_one_chain_and_persist(nodes):

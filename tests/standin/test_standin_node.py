@@ -1,12 +1,14 @@
-"""One stand-in node, black box: command line quirks, HTTP API, rate limits,
-persistence and the in-memory fallback."""
+"""One stand-in node, black box: command line quirks, HTTP API (the wrapper
+without null members), rate limits, persistence and the in-memory fallback,
+a new peer id at every start, SIGINT (clean shutdown) against SIGTERM (at once)."""
 
 import concurrent.futures
 import re
+import signal
 import socket
 import time
 
-from standin_helpers import HOST, http, wait_until
+from standin_helpers import HOST, assert_wrapper, http, wait_until
 
 BLOCK_FIELDS = {"index", "timestamp", "previous_hash", "heartbeats", "transactions", "n_live",
                 "total_weight", "security", "bio_entropy", "block_hash"}
@@ -26,7 +28,7 @@ def start_line(node):
 def test_health_and_api_shapes(nodes):
     n = nodes.start("--simulate", "--interval", "200")
     status, body, headers = n.get("/health")
-    assert (status, body) == (200, {"success": True, "data": "Pulse node is alive", "error": None})
+    assert (status, body) == (200, {"success": True, "data": "Pulse node is alive"})
     assert headers["Content-Type"] == "application/json"
     assert headers["Connection"] == "close"
 
@@ -73,6 +75,43 @@ def test_health_and_api_shapes(nodes):
     assert all(e["id"] > events[0]["id"] for e in events[1:])
     newest = events[-1]["id"]
     assert all(e["id"] > newest for e in n.data(f"/events?since={newest}"))
+
+
+def test_no_null_member_in_any_answer(nodes):
+    """Every route, successes and failures: {"success": true, "data": ...} or
+    {"success": false, "error": "..."}, never a null (node contract)."""
+    n = nodes.start("--simulate", "--interval", "200")
+    wait_until(lambda: n.chain()[0] >= 2, 10, what="2 blocks")
+    device = n.data("/block/1")["heartbeats"][0]["device_id"]
+    tx = {"from": device, "to": "someone-else", "amount": 0.25, "signature": "3045022100ab"}
+    calls = [
+        ("GET", "/health", None), ("GET", "/info", None), ("GET", "/stats", None), ("GET", "/chain", None),
+        ("GET", "/blocks", None), ("GET", "/blocks?offset=0&limit=2", None), ("GET", "/block/latest", None),
+        ("GET", "/block/1", None), ("GET", "/block/999999", None), ("GET", "/block/abc", None),
+        ("GET", "/peers", None), ("GET", "/events?limit=5", None), ("GET", f"/balance/{device}", None),
+        ("GET", "/balance/nobody-knows-me", None), ("GET", "/balance/", None), ("GET", "/accounts", None),
+        ("POST", "/pulse", {"device_id": "watch-null-check"}), ("POST", "/pulse", b"not json"),
+        ("POST", "/tx", tx), ("POST", "/tx", tx), ("POST", "/tx", {"from": "a"}), ("GET", "/ws", None),
+        ("GET", "/no/such/route", None), ("POST", "/health", b""), ("DELETE", "/accounts", None),
+    ]
+    statuses = []
+    for method, path, body in calls:
+        status, answer, headers = n.get(path, method=method, body=body)
+        assert headers["Content-Type"] == "application/json"
+        assert_wrapper(status, answer, f"{method} {path}")
+        statuses.append(status)
+    # successes and failures were both covered
+    assert statuses.count(200) >= 15 and {400, 404, 405, 409, 501} <= set(statuses), statuses
+    # the tx made it into a block: blocks are checked without null too
+    wait_until(lambda: any(b["transactions"] for b in n.data("/blocks")["blocks"]), 10, what="the tx in a block")
+    assert_wrapper(*n.get("/blocks")[:2], "GET /blocks with a transaction")
+    # and the rate-limited answer
+    for _ in range(130):
+        status, answer, _ = n.get("/info")
+        if status == 429:
+            break
+    assert status == 429
+    assert_wrapper(status, answer, "429")
 
 
 def test_missing_block_unknown_route_and_head(nodes):
@@ -191,7 +230,7 @@ def test_blocks_survive_restart_and_torn_tail(nodes):
     height, _ = n.chain()
     assert height >= before[0]
     assert n.data(f"/block/{before[0]}")["block_hash"] == before[1]
-    assert n.data("/info")["peer_id"] == peer_id  # stable peer id from the data dir
+    assert n.data("/info")["peer_id"] != peer_id  # a new peer id at every start, as the real node
     assert "discarded the damaged end of the chain file" in n.log()
     assert list(n.data_dir.glob("chain.jsonl.corrupt-*"))
 
@@ -216,3 +255,93 @@ def test_unwritable_data_dir_runs_in_memory(nodes, tmp_path):
     blocks = n.data("/blocks?offset=0&limit=200")["blocks"]
     assert all(b["timestamp"] >= restarted_ms - 5 for b in blocks[1:]), blocks
     assert n.data("/info")["peer_id"] != first_id
+
+
+def test_new_peer_id_at_every_start(nodes):
+    """The peer id is generated anew at every start, not kept in (or derived
+    from) the data dir, as the real node's libp2p identity."""
+    n = nodes.start("--simulate", "--interval", "200")
+    ids = [n.data("/info")["peer_id"]]
+    wait_until(lambda: n.chain()[0] >= 1, 10, what="a block")
+    for _ in range(2):
+        n.restart()
+        ids.append(n.data("/info")["peer_id"])
+    assert len(set(ids)) == 3, ids
+    for peer_id in ids:
+        assert peer_id.startswith("12D3KooW") and len(peer_id) == 52
+    assert n.data("/peers")["peer_id"] == ids[-1]
+    # nothing about the identity is stored in the data dir
+    assert sorted(p.name for p in n.data_dir.iterdir()) == ["chain.jsonl"]
+    assert all(peer_id not in (n.data_dir / "chain.jsonl").read_text() for peer_id in ids)
+    logged = re.findall(r"local peer id: (\S+)", n.log())
+    assert logged == ids
+    # a peer_id file left by an older stand-in changes nothing
+    n.kill()
+    (n.data_dir / "peer_id").write_text(ids[0] + "\n")
+    n.start()
+    assert n.data("/info")["peer_id"] not in ids
+    assert (n.data_dir / "peer_id").read_text() == ids[0] + "\n"
+
+
+def _stop_and_check(nodes, sig):
+    """Start a producing node, stop it with `sig`; returns (node, height and hash
+    before the signal, seconds to exit, the log of that run)."""
+    n = nodes.start("--simulate", "--interval", "200", name=f"stop-{sig.name.lower()}")
+    wait_until(lambda: n.chain()[0] >= 3, 10, what="3 blocks")
+    before = n.chain()
+    t0 = time.monotonic()
+    n.proc.send_signal(sig)
+    n.proc.wait(timeout=10)
+    elapsed = time.monotonic() - t0
+    n.kill()  # closes the log file
+    return n, before, elapsed, n.log()
+
+
+def _survived(n, before):
+    lines = (n.data_dir / "chain.jsonl").read_bytes().split(b"\n")
+    assert len([line for line in lines if line]) >= before[0] + 1
+    n.start()
+    height, _ = n.chain()
+    assert height >= before[0]
+    assert n.data(f"/block/{before[0]}")["block_hash"] == before[1]
+
+
+def test_sigterm_ends_at_once_without_the_shutdown_path(nodes):
+    n, before, elapsed, log = _stop_and_check(nodes, signal.SIGTERM)
+    assert n.proc.returncode == -signal.SIGTERM, (n.proc.returncode, log)  # killed by the signal
+    assert elapsed < 2, elapsed
+    assert "SIGTERM ends the process at once" in log  # the start-up line says so
+    assert "shutting down" not in log and "shutdown complete" not in log, log
+    # every block served before the signal was already on disk
+    _survived(n, before)
+
+
+def test_sigint_runs_the_clean_shutdown(nodes):
+    n, before, elapsed, log = _stop_and_check(nodes, signal.SIGINT)
+    assert n.proc.returncode == 0, (n.proc.returncode, log)
+    assert elapsed < 5, elapsed
+    lines = log.splitlines()
+    shutting = [i for i, l in enumerate(lines) if "INFO pulse_node: received SIGINT: shutting down" in l]
+    assert len(shutting) == 1, log
+    after = lines[shutting[0] + 1:]
+    assert any("shutdown: chain flushed to" in l for l in after), log
+    assert after and after[-1].endswith("shutdown complete"), log
+    _survived(n, before)
+    # a second run stopped with SIGINT again keeps everything too
+    again = n.chain()
+    n.proc.send_signal(signal.SIGINT)
+    assert n.proc.wait(timeout=10) == 0
+    n.kill()
+    _survived(n, again)
+
+
+def test_sigint_in_memory_mode(nodes, tmp_path):
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("x\n")
+    n = nodes.start("--simulate", "--interval", "200", data_dir=blocker / "data")
+    wait_until(lambda: n.chain()[0] >= 1, 10, what="a block in memory")
+    n.proc.send_signal(signal.SIGINT)
+    assert n.proc.wait(timeout=10) == 0
+    n.kill()
+    assert "shutting down" in n.log()
+    assert "in-memory mode, nothing to flush" in n.log()

@@ -1,11 +1,13 @@
 """lab/pulse-node/make-release-repo.sh: tags, reproducibility, idempotence,
-and the broken v1.3.0 release (builds, reports 1.3.0, /health 503)."""
+every tag carrying the current stand-in source, and the broken v1.3.0 release
+(builds, reports 1.3.0, /health 503, otherwise the current behaviour)."""
 
 import os
 import shutil
+import signal
 import subprocess
 
-from standin_helpers import CRATE, http
+from standin_helpers import CRATE, assert_wrapper, http
 
 SCRIPT = CRATE / "make-release-repo.sh"
 TAGS = ["v1.1.0", "v1.2.0", "v1.3.0"]
@@ -35,6 +37,13 @@ def test_release_repo(tmp_path):
         assert f"pub const BROKEN: bool = {broken};" in git(dest, "show", f"{tag}:node/src/build_mode.rs")
         files = git(dest, "ls-tree", "-r", "--name-only", tag).split()
         assert "node/src/main.rs" in files
+        # the tag carries this stand-in's current source: only the version and BROKEN differ
+        sources = sorted(p.name for p in (CRATE / "src").glob("*.rs"))
+        assert sorted(f[len("node/src/"):] for f in files if f.startswith("node/src/")) == sources
+        for name in sources:
+            if name != "build_mode.rs":
+                assert git(dest, "show", f"{tag}:node/src/{name}") == (CRATE / "src" / name).read_text().strip(), name
+        assert "signals.rs" in sources and "tx.rs" in sources
 
     # idempotent: a second run changes nothing
     again = run_script(dest)
@@ -71,3 +80,15 @@ def test_broken_release_builds_and_fails_health(tmp_path, nodes):
         assert body == {"success": False, "error": "unhealthy"}
     assert node.data("/info")["version"] == "1.3.0"
     assert "deliberately broken build" in node.log()
+    # otherwise it behaves as the current stand-in: wrapper without null, ledger routes
+    for path in ("/info", "/accounts", "/balance/nobody", "/no/such/route"):
+        assert_wrapper(*http(node.port, path)[:2], path)
+    assert node.data("/balance/nobody") == {"pubkey": "nobody", "balance": 0}
+    status, body, _ = http(node.port, "/tx", method="POST",
+                           body={"from": "a", "to": "b", "amount": 1, "signature": "s"})
+    assert status == 200 and body["data"]["accepted"] is True
+    # SIGINT runs the clean shutdown there too
+    node.proc.send_signal(signal.SIGINT)
+    assert node.proc.wait(timeout=10) == 0
+    node.kill()
+    assert "shutting down" in node.log()

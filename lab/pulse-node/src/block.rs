@@ -4,6 +4,7 @@
 
 use crate::json::{self, num_f, num_u, obj, string, Json};
 use crate::sha256::{self, sha256_hex};
+use crate::tx::{Transaction, MAX_TX_PER_BLOCK};
 
 /// Fixed genesis timestamp (2023-11-14T22:13:20Z): every node has the same genesis.
 pub const GENESIS_TIMESTAMP: u64 = 1_700_000_000_000;
@@ -140,6 +141,12 @@ impl Block {
             heartbeats.push(Heartbeat::from_json(h)?);
         }
         let transactions = j.get("transactions").and_then(|v| v.as_array()).ok_or("block: missing transactions")?.clone();
+        if transactions.len() > MAX_TX_PER_BLOCK {
+            return Err("block: too many transactions".into());
+        }
+        for t in &transactions {
+            Transaction::from_block_json(t)?;
+        }
         let b = Block {
             index: u("index")?,
             timestamp: u("timestamp")?,
@@ -255,6 +262,21 @@ mod tests {
         let mut c = b.clone();
         c.heartbeats[0].heart_rate += 1;
         assert!(c.verify().is_err());
+    }
+
+    #[test]
+    fn blocks_carry_canonical_transactions() {
+        let g = genesis();
+        let t = Transaction::new("alice", "bob", 1.5, GENESIS_TIMESTAMP + 10, "sig").unwrap();
+        let hbs = simulated_heartbeats(&g.block_hash, GENESIS_TIMESTAMP + 5000, 1);
+        let b = Block::build(1, GENESIS_TIMESTAMP + 5000, &g.block_hash, hbs, vec![t.to_json()]);
+        let text = b.to_json().to_string();
+        assert_eq!(Block::parse(&text).unwrap(), b);
+        // a transaction that is not in canonical form is refused, even with a matching block hash
+        let mut odd = b.clone();
+        odd.transactions = vec![json::parse(r#"{"anything":1}"#).unwrap()];
+        odd.block_hash = odd.compute_hash();
+        assert!(Block::parse(&odd.to_json().to_string()).is_err());
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! tip hash is lower (as a hex string) wins. This is a total order on tips,
 //! so all nodes that see the same chains pick the same one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::block::{genesis, Block};
-use crate::json::{num_f, num_u, obj, Json};
+use crate::json::{num_f, num_u, obj, string, Json};
+use crate::tx::Transaction;
 
 /// Blocks more than this far in the future (by the local clock) are refused.
 pub const MAX_FUTURE_MS: u64 = 60_000;
@@ -34,9 +35,29 @@ pub enum Plan {
     Invalid(String),
 }
 
+/// One account of the (synthetic) ledger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    pub balance: f64,
+    /// Heartbeats of this account in the chain.
+    pub heartbeats: u64,
+    /// Timestamp (ms) of the latest block where the account appears.
+    pub last_seen: u64,
+}
+
+impl Account {
+    fn new() -> Account {
+        Account { balance: 0.0, heartbeats: 0, last_seen: 0 }
+    }
+}
+
 pub struct Chain {
     blocks: Vec<Block>,
-    accounts: HashSet<String>,
+    /// Every account that appears in the chain: heartbeat senders and
+    /// recipients of applied transfers (sorted by id).
+    accounts: BTreeMap<String, Account>,
+    /// Ids of every transaction in the chain (applied or not).
+    tx_ids: HashSet<String>,
     total_heartbeats: u64,
     total_security: f64,
     cumulative_weight: f64,
@@ -46,13 +67,21 @@ impl Chain {
     /// `blocks` must be a valid chain starting at genesis (as loaded by storage).
     pub fn new(blocks: Vec<Block>) -> Chain {
         let blocks = if blocks.is_empty() { vec![genesis()] } else { blocks };
-        let mut c = Chain { blocks, accounts: HashSet::new(), total_heartbeats: 0, total_security: 0.0, cumulative_weight: 0.0 };
+        let mut c = Chain {
+            blocks,
+            accounts: BTreeMap::new(),
+            tx_ids: HashSet::new(),
+            total_heartbeats: 0,
+            total_security: 0.0,
+            cumulative_weight: 0.0,
+        };
         c.recompute();
         c
     }
 
     fn recompute(&mut self) {
         self.accounts.clear();
+        self.tx_ids.clear();
         self.total_heartbeats = 0;
         self.total_security = 0.0;
         self.cumulative_weight = 0.0;
@@ -63,11 +92,43 @@ impl Chain {
         self.blocks = blocks;
     }
 
+    /// Apply one block to the ledger and the statistics. Deterministic, so
+    /// every node computes the same balances from the same chain:
+    /// 1. the block reward (10, halving every 100 000 blocks) is shared among
+    ///    the block's heartbeats in proportion to their weight;
+    /// 2. then its transactions move `amount` from `from` to `to`, in order;
+    ///    one whose sender's balance is short at that point, or whose tx_id
+    ///    already appeared earlier in the chain, has no effect.
     fn account_for(&mut self, b: &Block) {
+        let reward = if b.index == 0 { 0.0 } else { reward_for_epoch((b.index - 1) / HALVING_INTERVAL) };
+        let weights: f64 = b.heartbeats.iter().map(|h| h.weight()).sum();
         for h in &b.heartbeats {
-            if !self.accounts.contains(&h.device_id) {
-                self.accounts.insert(h.device_id.clone());
+            let a = self.accounts.entry(h.device_id.clone()).or_insert_with(Account::new);
+            a.heartbeats += 1;
+            a.last_seen = a.last_seen.max(b.timestamp);
+            if weights > 0.0 {
+                a.balance += reward * h.weight() / weights;
             }
+        }
+        for tj in &b.transactions {
+            let t = match Transaction::from_block_json(tj) {
+                Ok(t) => t,
+                Err(_) => continue, // blocks are checked when received or loaded
+            };
+            if !self.tx_ids.insert(t.tx_id.clone()) {
+                continue; // a replay of an earlier transaction
+            }
+            let covered = self.accounts.get(&t.from).map_or(false, |a| a.balance >= t.amount);
+            if !covered {
+                continue;
+            }
+            if let Some(a) = self.accounts.get_mut(&t.from) {
+                a.balance -= t.amount;
+                a.last_seen = a.last_seen.max(b.timestamp);
+            }
+            let r = self.accounts.entry(t.to.clone()).or_insert_with(Account::new);
+            r.balance += t.amount;
+            r.last_seen = r.last_seen.max(b.timestamp);
         }
         self.total_heartbeats += b.heartbeats.len() as u64;
         self.total_security += b.security;
@@ -101,6 +162,38 @@ impl Chain {
 
     pub fn active_accounts(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// Balance of one account; an account the chain does not know has 0.
+    pub fn balance(&self, pubkey: &str) -> f64 {
+        self.accounts.get(pubkey).map_or(0.0, |a| a.balance)
+    }
+
+    #[cfg(test)]
+    pub fn account(&self, pubkey: &str) -> Option<&Account> {
+        self.accounts.get(pubkey)
+    }
+
+    /// `/accounts` data: every known account, sorted by id.
+    pub fn accounts_json(&self) -> Json {
+        Json::Arr(
+            self.accounts
+                .iter()
+                .map(|(k, a)| {
+                    obj(vec![
+                        ("pubkey", string(k)),
+                        ("balance", num_f(round6(a.balance))),
+                        ("heartbeats", num_u(a.heartbeats)),
+                        ("last_seen", num_u(a.last_seen)),
+                    ])
+                })
+                .collect(),
+        )
+    }
+
+    /// Is this transaction id in the chain already?
+    pub fn has_tx(&self, tx_id: &str) -> bool {
+        self.tx_ids.contains(tx_id)
     }
 
     /// Append a block already checked to follow the tip.
@@ -256,7 +349,7 @@ fn reward_for_epoch(epoch: u64) -> f64 {
     }
 }
 
-fn round6(x: f64) -> f64 {
+pub fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
@@ -264,6 +357,7 @@ fn round6(x: f64) -> f64 {
 pub mod tests {
     use super::*;
     use crate::block::{simulated_heartbeats, Heartbeat};
+    use crate::tx::Transaction;
 
     /// A chain of `n` blocks after `parent_chain`'s tip, made distinct by `salt`.
     pub fn extend(base: &[Block], n: usize, salt: &str) -> Vec<Block> {
@@ -416,6 +510,55 @@ pub mod tests {
         assert!(matches!(ca.plan(&answer, NOW), Plan::Reorg { from: 31, .. }));
         // limits
         assert_eq!(cb.blocks_after(&[(0, genesis().block_hash)], 10, 1 << 20).len(), 10);
+    }
+
+    /// `extend` with given transactions in the last block.
+    fn with_txs(base: &[Block], txs: Vec<Json>) -> Block {
+        let parent = base.last().unwrap();
+        let ts = parent.timestamp + 1000;
+        let hbs = vec![
+            Heartbeat { device_id: "alice".into(), heart_rate: 72, timestamp: ts },
+            Heartbeat { device_id: "bob".into(), heart_rate: 144, timestamp: ts },
+        ];
+        Block::build(parent.index + 1, ts, &parent.block_hash, hbs, txs)
+    }
+
+    #[test]
+    fn ledger_rewards_and_transfers() {
+        let mut c = Chain::new(vec![genesis()]);
+        // block 1: reward 10 shared by weight: alice 72 bpm (1), bob 144 bpm (2)
+        let b1 = with_txs(c.blocks(), Vec::new());
+        c.push(b1);
+        assert!((c.balance("alice") - 10.0 / 3.0).abs() < 1e-9);
+        assert!((c.balance("bob") - 20.0 / 3.0).abs() < 1e-9);
+        assert_eq!(c.balance("nobody"), 0.0);
+        assert!(c.account("nobody").is_none());
+        // block 2: bob pays carol 5 (covered), alice tries 100 (not covered: no effect),
+        // and a replay of bob's transfer has no effect either
+        let pay = Transaction::new("bob", "carol", 5.0, 1, "sig").unwrap();
+        let too_much = Transaction::new("alice", "carol", 100.0, 2, "sig").unwrap();
+        let b2 = with_txs(c.blocks(), vec![pay.to_json(), too_much.to_json()]);
+        c.push(b2);
+        let b3 = with_txs(c.blocks(), vec![pay.to_json()]);
+        c.push(b3);
+        assert!(c.has_tx(&pay.tx_id) && c.has_tx(&too_much.tx_id));
+        assert!((c.balance("carol") - 5.0).abs() < 1e-9);
+        assert!((c.balance("alice") - 10.0).abs() < 1e-9);
+        assert!((c.balance("bob") - (20.0 - 5.0)).abs() < 1e-9);
+        assert_eq!(c.active_accounts(), 3);
+        let carol = c.account("carol").unwrap();
+        assert_eq!(carol.heartbeats, 0);
+        assert_eq!(carol.last_seen, c.get(2).unwrap().timestamp);
+        // balances add up to what was minted
+        let sum: f64 = ["alice", "bob", "carol"].iter().map(|k| c.balance(k)).sum();
+        assert!((sum - c.total_minted()).abs() < 1e-9);
+        // the same ledger from scratch (as after a restart or a reorg)
+        let fresh = Chain::new(c.blocks().to_vec());
+        assert_eq!(fresh.accounts_json(), c.accounts_json());
+        let list = c.accounts_json();
+        let ids: Vec<&str> = list.as_array().unwrap().iter().map(|a| a.get("pubkey").unwrap().as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["alice", "bob", "carol"]);
+        assert!(!list.to_string().contains("null"));
     }
 
     #[test]

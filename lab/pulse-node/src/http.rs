@@ -1,5 +1,6 @@
 //! HTTP/1.1 API: one thread per connection, `Connection: close`, JSON bodies
-//! wrapped as `{"success": bool, "data": ..., "error": ...}`.
+//! wrapped as `{"success": true, "data": ...}` or `{"success": false, "error": "..."}`:
+//! a member without a value is left out, never sent as `null` (node contract).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
@@ -10,13 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::block::Heartbeat;
 use crate::build_mode::BROKEN;
-use crate::json::{self, num_u, obj, string, Json};
+use crate::chain::round6;
+use crate::json::{self, num_f, num_u, obj, string, Json};
 use crate::log;
 use crate::node::{Node, VERSION};
+use crate::tx::{check_pubkey, Transaction};
 use crate::util::{lock, now_ms};
 
 pub const QUERY_LIMIT_PER_MIN: usize = 120;
 pub const PULSE_LIMIT_PER_MIN: usize = 30;
+pub const TX_LIMIT_PER_MIN: usize = 30;
 pub const MAX_CONNECTIONS: usize = 512;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
@@ -24,6 +28,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const BUCKET_QUERY: u8 = 0;
 const BUCKET_PULSE: u8 = 1;
+const BUCKET_TX: u8 = 2;
 
 pub struct Response {
     pub status: u16,
@@ -36,6 +41,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         413 => "Payload Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -46,12 +52,14 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// A success: `{"success":true,"data":...}` (no `error` member).
 fn ok(data: Json) -> Response {
-    Response { status: 200, body: obj(vec![("success", Json::Bool(true)), ("data", data), ("error", Json::Null)]).to_string() }
+    Response { status: 200, body: obj(vec![("success", Json::Bool(true)), ("data", data)]).to_string() }
 }
 
+/// A failure: `{"success":false,"error":"..."}` (no `data` member).
 fn fail(status: u16, error: &str) -> Response {
-    Response { status, body: obj(vec![("success", Json::Bool(false)), ("data", Json::Null), ("error", string(error))]).to_string() }
+    Response { status, body: obj(vec![("success", Json::Bool(false)), ("error", string(error))]).to_string() }
 }
 
 /// Exactly the body the contract documents for rate-limited calls.
@@ -169,13 +177,14 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Response> {
     Ok(Some(Request { method: parts[0].to_string(), path: path.to_string(), query: parse_query(qs), body }))
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decode `%XX` escapes, and `+` as a space (query strings only: `plus_is_space`).
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
@@ -191,6 +200,10 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).to_string()
+}
+
+fn percent_decode(s: &str) -> String {
+    decode(s, true)
 }
 
 fn parse_query(qs: &str) -> Vec<(String, String)> {
@@ -256,7 +269,20 @@ fn handle(node: &Arc<Node>, mut stream: TcpStream) {
     }
 }
 
-const KNOWN: [&str; 10] = ["/health", "/info", "/stats", "/chain", "/blocks", "/peers", "/events", "/pulse", "/ws", "/block/latest"];
+const KNOWN: [&str; 12] = [
+    "/health",
+    "/info",
+    "/stats",
+    "/chain",
+    "/blocks",
+    "/peers",
+    "/events",
+    "/pulse",
+    "/ws",
+    "/block/latest",
+    "/accounts",
+    "/tx",
+];
 
 fn route(node: &Node, ip: IpAddr, req: &Request) -> Response {
     // HEAD is answered like GET, without a body (as axum does)
@@ -271,10 +297,10 @@ fn route(node: &Node, ip: IpAddr, req: &Request) -> Response {
         }
         return ok(string("Pulse node is alive"));
     }
-    let (bucket, limit) = if path == "/pulse" && method == "POST" {
-        (BUCKET_PULSE, PULSE_LIMIT_PER_MIN)
-    } else {
-        (BUCKET_QUERY, QUERY_LIMIT_PER_MIN)
+    let (bucket, limit) = match (method, path) {
+        ("POST", "/pulse") => (BUCKET_PULSE, PULSE_LIMIT_PER_MIN),
+        ("POST", "/tx") => (BUCKET_TX, TX_LIMIT_PER_MIN),
+        _ => (BUCKET_QUERY, QUERY_LIMIT_PER_MIN),
     };
     if !node.limiter.allow(ip, bucket, limit) {
         return rate_limited();
@@ -321,9 +347,12 @@ fn route(node: &Node, ip: IpAddr, req: &Request) -> Response {
             ]))
         }
         ("GET", "/events") => events(node, &req.query),
+        ("GET", p) if p.starts_with("/balance/") => balance(node, &p["/balance/".len()..]),
+        ("GET", "/accounts") => ok(lock(&node.state).chain.accounts_json()),
         ("POST", "/pulse") => pulse(node, &req.body),
+        ("POST", "/tx") => submit_tx(node, &req.body),
         ("GET", "/ws") => fail(501, "WebSocket is not implemented by the pulse-node stand-in"),
-        (_, p) if KNOWN.contains(&p) || p.starts_with("/block/") => fail(405, "Method not allowed"),
+        (_, p) if KNOWN.contains(&p) || p.starts_with("/block/") || p.starts_with("/balance/") => fail(405, "Method not allowed"),
         _ => fail(404, "Not found"),
     }
 }
@@ -379,6 +408,43 @@ fn events(node: &Node, q: &[(String, String)]) -> Response {
     let matching: Vec<Json> = ev.ring.iter().filter(|e| e.id > since).map(|e| e.to_json()).collect();
     let skip = matching.len().saturating_sub(limit);
     ok(Json::Arr(matching.into_iter().skip(skip).collect()))
+}
+
+/// `GET /balance/:pubkey`: `{pubkey, balance}`. An account the chain does not
+/// know has balance 0 (200, like an empty account), not a 404.
+fn balance(node: &Node, raw: &str) -> Response {
+    let pubkey = decode(raw, false);
+    if let Err(e) = check_pubkey(&pubkey) {
+        return fail(400, &format!("Invalid pubkey: {}", e));
+    }
+    let b = lock(&node.state).chain.balance(&pubkey);
+    ok(obj(vec![("pubkey", string(&pubkey)), ("balance", num_f(round6(b)))]))
+}
+
+/// `POST /tx`: check the transaction's shape (see `Transaction::from_submission`),
+/// pool it for the next block; `{accepted, tx_id, tx_pool_size}`.
+fn submit_tx(node: &Node, body: &[u8]) -> Response {
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(_) => return fail(400, "Invalid transaction: body is not UTF-8"),
+    };
+    let j = match json::parse(text) {
+        Ok(j) => j,
+        Err(e) => return fail(400, &format!("Invalid transaction: {}", e)),
+    };
+    let t = match Transaction::from_submission(&j, now_ms()) {
+        Ok(t) => t,
+        Err(e) => return fail(400, &format!("Invalid transaction: {}", e)),
+    };
+    let tx_id = t.tx_id.clone();
+    match node.submit_tx(t) {
+        Ok(pool) => ok(obj(vec![
+            ("accepted", Json::Bool(true)),
+            ("tx_id", string(&tx_id)),
+            ("tx_pool_size", num_u(pool as u64)),
+        ])),
+        Err((status, e)) => fail(status, &e),
+    }
 }
 
 /// Accept a heartbeat: a JSON object (or `{"heartbeat": {...}}`) with a device
@@ -447,6 +513,161 @@ mod tests {
         assert_eq!(q[3].0, "flag");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(percent_decode("%41%42"), "AB");
+    }
+
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A node with a fresh data dir under the system temp dir.
+    fn test_node(simulate: bool) -> (Node, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "pulse-standin-http-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = crate::config::Config { data_dir: dir.display().to_string(), simulate, interval_ms: 1000, ..Default::default() };
+        (Node::new(cfg), dir)
+    }
+
+    fn call(node: &Node, method: &str, target: &str, body: &str) -> (u16, Json) {
+        let (path, qs) = target.split_once('?').unwrap_or((target, ""));
+        let req = Request { method: method.into(), path: path.into(), query: parse_query(qs), body: body.as_bytes().to_vec() };
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let r = route(node, ip, &req);
+        (r.status, json::parse(&r.body).unwrap())
+    }
+
+    fn members(j: &Json) -> Vec<&str> {
+        match j {
+            Json::Obj(m) => m.iter().map(|(k, _)| k.as_str()).collect(),
+            _ => panic!("not an object: {}", j),
+        }
+    }
+
+    fn has_null(j: &Json) -> bool {
+        match j {
+            Json::Null => true,
+            Json::Arr(a) => a.iter().any(has_null),
+            Json::Obj(m) => m.iter().any(|(_, v)| has_null(v)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn wrapper_leaves_out_members_without_a_value() {
+        assert_eq!(ok(num_u(1)).body, r#"{"success":true,"data":1}"#);
+        assert_eq!(fail(404, "Not found").body, r#"{"success":false,"error":"Not found"}"#);
+        assert_eq!(rate_limited().body, r#"{"success":false,"error":"Rate limit exceeded"}"#);
+    }
+
+    #[test]
+    fn no_route_answers_null() {
+        let (node, dir) = test_node(true);
+        let t0 = crate::block::GENESIS_TIMESTAMP;
+        for i in 1..=3 {
+            node.produce(t0 + i * 1000);
+        }
+        let tx = r#"{"from":"sim-device-01","to":"someone","amount":0.5,"signature":"00"}"#;
+        let (status, _) = call(&node, "POST", "/tx", tx);
+        assert_eq!(status, 200);
+        node.produce(t0 + 4000);
+        let calls: [(&str, &str, &str); 22] = [
+            ("GET", "/health", ""),
+            ("GET", "/info", ""),
+            ("GET", "/stats", ""),
+            ("GET", "/chain", ""),
+            ("GET", "/blocks", ""),
+            ("GET", "/blocks?offset=0&limit=2", ""),
+            ("GET", "/block/latest", ""),
+            ("GET", "/block/1", ""),
+            ("GET", "/block/999", ""),
+            ("GET", "/block/x", ""),
+            ("GET", "/peers", ""),
+            ("GET", "/events", ""),
+            ("GET", "/balance/sim-device-01", ""),
+            ("GET", "/balance/nobody", ""),
+            ("GET", "/balance/", ""),
+            ("GET", "/accounts", ""),
+            ("POST", "/pulse", r#"{"device_id":"w1"}"#),
+            ("POST", "/pulse", "{"),
+            ("POST", "/tx", "{}"),
+            ("GET", "/ws", ""),
+            ("GET", "/nope", ""),
+            ("DELETE", "/accounts", ""),
+        ];
+        for (method, target, body) in calls.iter() {
+            let (status, j) = call(&node, method, target, body);
+            assert!(!has_null(&j), "{} {} -> {}", method, target, j);
+            if status == 200 {
+                assert_eq!(members(&j), vec!["success", "data"], "{} {}", method, target);
+                assert_eq!(j.get("success"), Some(&Json::Bool(true)));
+            } else {
+                assert_eq!(members(&j), vec!["success", "error"], "{} {} -> {}", method, target, j);
+                assert_eq!(j.get("success"), Some(&Json::Bool(false)));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn balance_accounts_and_tx_routes() {
+        let (node, dir) = test_node(false);
+        // unknown account: balance 0, not an error
+        let (status, j) = call(&node, "GET", "/balance/nobody", "");
+        assert_eq!(status, 200);
+        assert_eq!(j.get("data").unwrap().to_string(), r#"{"pubkey":"nobody","balance":0}"#);
+        assert_eq!(call(&node, "GET", "/balance/a%20b", "").0, 400);
+        assert_eq!(call(&node, "GET", "/balance/", "").0, 400);
+        assert_eq!(call(&node, "POST", "/balance/x", "").0, 405);
+        assert_eq!(call(&node, "GET", "/accounts", "").1.get("data").unwrap().to_string(), "[]");
+
+        // a heartbeat makes an account with the block reward
+        assert_eq!(call(&node, "POST", "/pulse", r#"{"device_id":"alice"}"#).0, 200);
+        node.produce(crate::block::GENESIS_TIMESTAMP + 1000);
+        let (_, j) = call(&node, "GET", "/balance/alice", "");
+        assert_eq!(j.get("data").unwrap().get("balance").unwrap().as_f64(), Some(10.0));
+
+        // a transfer: shape checked, pooled, then in the next block
+        let tx = r#"{"from":"alice","to":"bob","amount":4,"signature":"abcd"}"#;
+        let (status, j) = call(&node, "POST", "/tx", tx);
+        assert_eq!(status, 200, "{}", j);
+        let data = j.get("data").unwrap();
+        assert_eq!(data.get("accepted"), Some(&Json::Bool(true)));
+        assert_eq!(data.get("tx_pool_size").unwrap().as_u64(), Some(1));
+        let tx_id = data.get("tx_id").unwrap().as_str().unwrap().to_string();
+        // the same transaction again: 409
+        assert_eq!(call(&node, "POST", "/tx", tx).0, 409);
+        assert_eq!(call(&node, "POST", "/tx", r#"{"from":"alice","to":"bob","amount":4}"#).0, 400);
+        assert_eq!(call(&node, "GET", "/tx", "").0, 405);
+        assert_eq!(call(&node, "POST", "/pulse", r#"{"device_id":"carol"}"#).0, 200);
+        let b = node.produce(crate::block::GENESIS_TIMESTAMP + 2000).unwrap();
+        assert_eq!(b.transactions.len(), 1);
+        assert_eq!(b.transactions[0].get("tx_id").unwrap().as_str(), Some(tx_id.as_str()));
+        assert_eq!(call(&node, "POST", "/tx", tx).0, 409, "in the chain now");
+        let (_, j) = call(&node, "GET", "/balance/bob", "");
+        assert_eq!(j.get("data").unwrap().get("balance").unwrap().as_f64(), Some(4.0));
+        let (_, j) = call(&node, "GET", "/accounts", "");
+        let list = j.get("data").unwrap().as_array().unwrap().clone();
+        let ids: Vec<&str> = list.iter().map(|a| a.get("pubkey").unwrap().as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["alice", "bob", "carol"]);
+        assert_eq!(list[0].get("balance").unwrap().as_f64(), Some(6.0));
+        assert_eq!(list[2].get("balance").unwrap().as_f64(), Some(10.0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn post_tx_has_its_own_budget() {
+        let (node, dir) = test_node(false);
+        for i in 0..TX_LIMIT_PER_MIN {
+            let body = format!(r#"{{"from":"a","to":"b","amount":1,"signature":"s{}"}}"#, i);
+            assert_eq!(call(&node, "POST", "/tx", &body).0, 200);
+        }
+        let (status, j) = call(&node, "POST", "/tx", r#"{"from":"a","to":"b","amount":1,"signature":"s"}"#);
+        assert_eq!((status, j.to_string().as_str()), (429, r#"{"success":false,"error":"Rate limit exceeded"}"#));
+        // queries and heartbeats still have their own budgets
+        assert_eq!(call(&node, "GET", "/accounts", "").0, 200);
+        assert_eq!(call(&node, "POST", "/pulse", r#"{"device_id":"x"}"#).0, 200);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

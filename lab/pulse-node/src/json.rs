@@ -116,13 +116,14 @@ pub fn num_u(n: u64) -> Json {
     Json::Num(n.to_string())
 }
 
-/// A float as JSON; non-finite values become null. Rust's `Display` for f64
-/// prints the shortest text that parses back to the same value (no exponent).
+/// A float as JSON. Rust's `Display` for f64 prints the shortest text that
+/// parses back to the same value (no exponent). Non-finite values (which no
+/// computation here produces) become 0: the API never sends `null`.
 pub fn num_f(x: f64) -> Json {
     if x.is_finite() {
         Json::Num(format!("{}", x))
     } else {
-        Json::Null
+        Json::Num("0".to_string())
     }
 }
 
@@ -401,5 +402,8 @@ mod tests {
             let back = parse(&j.to_string()).unwrap().as_f64().unwrap();
             assert_eq!(back, x);
         }
+        // never null
+        assert_eq!(num_f(f64::NAN).to_string(), "0");
+        assert_eq!(num_f(f64::INFINITY).to_string(), "0");
     }
 }

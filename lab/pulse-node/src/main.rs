@@ -11,7 +11,9 @@ mod log;
 mod node;
 mod p2p;
 mod sha256;
+mod signals;
 mod storage;
+mod tx;
 mod util;
 
 use std::net::TcpListener;
@@ -55,6 +57,8 @@ fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) {
 
 fn main() {
     let cfg = config::parse_args(std::env::args().skip(1));
+    // first, so that a SIGINT during start-up is not lost (it waits in the pipe)
+    let sigint = signals::install();
     log::info(&format!("pulse-node {} (stand-in) starting: {} broken={}", VERSION, cfg.describe(), build_mode::BROKEN));
     if build_mode::BROKEN {
         log::warn("this is a deliberately broken build (test release): /health answers 503 forever");
@@ -72,6 +76,17 @@ fn main() {
         .collect();
 
     let node = Arc::new(Node::new(cfg));
+    match sigint {
+        Ok(mut reader) => {
+            log::info("signals: SIGINT shuts down cleanly; SIGTERM ends the process at once (blocks are on disk as they are made)");
+            let n = node.clone();
+            spawn("signals", move || {
+                signals::wait_for_sigint(&mut reader);
+                n.shutdown("SIGINT");
+            });
+        }
+        Err(e) => log::warn(&format!("cannot install the SIGINT handler ({}); SIGINT will end the process at once", e)),
+    }
     let p2p_listener = bind("peers", node.cfg.p2p_port);
     let http_listener = bind("the HTTP API", node.cfg.port);
     let p2p_port = p2p_listener.local_addr().map(|a| a.port()).unwrap_or(node.cfg.p2p_port);

@@ -1,5 +1,6 @@
-//! Shared node state: chain + storage + heartbeat pool, events, connected
-//! peers, rate limiter; block production and adoption of peers' blocks.
+//! Shared node state: chain + storage + heartbeat and transaction pools,
+//! events, connected peers, rate limiter; block production and adoption of
+//! peers' blocks; the clean shutdown (SIGINT).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -15,16 +16,20 @@ use crate::config::Config;
 use crate::json::{num_u, obj, string, Json};
 use crate::log;
 use crate::storage::Storage;
+use crate::tx::{Transaction, MAX_TX_PER_BLOCK};
 use crate::util::{lock, new_peer_id, now_ms, short};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const MAX_POOL: usize = 10_000;
+pub const MAX_TX_POOL: usize = 10_000;
 pub const MAX_EVENTS: usize = 1000;
 
 pub struct State {
     pub chain: Chain,
     pub storage: Option<Storage>,
     pub pool: Vec<Heartbeat>,
+    /// Submitted transactions waiting for a block, in canonical form.
+    pub tx_pool: Vec<Transaction>,
     data_dir: String,
 }
 
@@ -162,8 +167,8 @@ impl Node {
     /// Open storage (or fall back to memory) and build the node.
     pub fn new(cfg: Config) -> Node {
         let mut startup_events: Vec<(&'static str, String)> = Vec::new();
-        let (storage, peer_id, chain) = match Storage::open(Path::new(&cfg.data_dir)) {
-            Ok((storage, peer_id, loaded)) => {
+        let (storage, chain) = match Storage::open(Path::new(&cfg.data_dir)) {
+            Ok((storage, loaded)) => {
                 if let Some(problem) = &loaded.problem {
                     let msg = format!(
                         "storage: discarded the damaged end of the chain file ({}); kept {} block(s); original saved as {}",
@@ -181,18 +186,21 @@ impl Node {
                     chain.height(),
                     short(&chain.tip().block_hash, 16)
                 ));
-                (Some(storage), peer_id, chain)
+                (Some(storage), chain)
             }
             Err(e) => {
                 let msg = in_memory_message(&cfg.data_dir, &e.to_string());
                 log::error(&msg);
                 startup_events.push(("storage_error", msg));
-                (None, new_peer_id(), Chain::new(Vec::new()))
+                (None, Chain::new(Vec::new()))
             }
         };
-        log::info(&format!("local peer id: {}", peer_id));
+        // like the real node (a fresh libp2p keypair at every start): never
+        // persisted, never derived from the data dir
+        let peer_id = new_peer_id();
+        log::info(&format!("local peer id: {} (new at every start)", peer_id));
         let node = Node {
-            state: Mutex::new(State { chain, storage, pool: Vec::new(), data_dir: cfg.data_dir.clone() }),
+            state: Mutex::new(State { chain, storage, pool: Vec::new(), tx_pool: Vec::new(), data_dir: cfg.data_dir.clone() }),
             cfg,
             peer_id,
             events: Mutex::new(Events { next_id: 1, ring: VecDeque::new() }),
@@ -301,6 +309,41 @@ impl Node {
         Ok(st.pool.len())
     }
 
+    /// Add a submitted transaction to the pool. Err((status, message)) for a
+    /// transaction already pooled or already in the chain, or a full pool.
+    pub fn submit_tx(&self, t: Transaction) -> Result<usize, (u16, String)> {
+        let mut st = lock(&self.state);
+        if st.chain.has_tx(&t.tx_id) || st.tx_pool.iter().any(|p| p.tx_id == t.tx_id) {
+            return Err((409, "Transaction already known".into()));
+        }
+        if st.tx_pool.len() >= MAX_TX_POOL {
+            return Err((503, "transaction pool is full".into()));
+        }
+        st.tx_pool.push(t);
+        Ok(st.tx_pool.len())
+    }
+
+    /// The clean shutdown (SIGINT only): wait for a block write in progress
+    /// (by taking the state lock, kept until the process exits), flush the
+    /// chain file and the data dir, log, and exit 0.
+    pub fn shutdown(&self, signal_name: &str) -> ! {
+        log::info(&format!("received {}: shutting down", signal_name));
+        let mut st = lock(&self.state);
+        let height = st.chain.height();
+        let flushed = match st.storage.as_mut() {
+            Some(s) => s.flush().map(|_| true),
+            None => Ok(false),
+        };
+        match flushed {
+            Ok(true) => log::info(&format!("shutdown: chain flushed to '{}' at height {}", st.data_dir, height)),
+            Ok(false) => log::info(&format!("shutdown: in-memory mode, nothing to flush (height {} is lost)", height)),
+            Err(e) => log::error(&format!("shutdown: flushing the chain file failed: {}", e)),
+        }
+        self.event("shutdown", format!("{} at height {}", signal_name, height));
+        log::info("shutdown complete");
+        std::process::exit(0);
+    }
+
     /// Produce the block of slot `slot_time` if this node has none for it yet.
     pub fn produce(&self, slot_time: u64) -> Option<Block> {
         let block = {
@@ -320,16 +363,23 @@ impl Node {
             let room = MAX_HEARTBEATS_PER_BLOCK.saturating_sub(hbs.len()).min(st.pool.len());
             let from_pool: Vec<Heartbeat> = st.pool.drain(..room).collect();
             hbs.extend(from_pool);
-            let b = Block::build(tip.index + 1, slot_time, &tip.block_hash, hbs, Vec::new());
+            // (a pooled transaction that reached the chain meanwhile, in a peer's block, is dropped)
+            let pooled = std::mem::take(&mut st.tx_pool);
+            let still_pending: Vec<Transaction> = pooled.into_iter().filter(|t| !st.chain.has_tx(&t.tx_id)).collect();
+            st.tx_pool = still_pending;
+            let ntx = st.tx_pool.len().min(MAX_TX_PER_BLOCK);
+            let txs: Vec<Json> = st.tx_pool.drain(..ntx).map(|t| t.to_json()).collect();
+            let b = Block::build(tip.index + 1, slot_time, &tip.block_hash, hbs, txs);
             st.persist_append(std::slice::from_ref(&b));
             st.chain.push(b.clone());
             b
         };
         log::info(&format!(
-            "produced block #{} hash={} heartbeats={}",
+            "produced block #{} hash={} heartbeats={} transactions={}",
             block.index,
             short(&block.block_hash, 16),
-            block.heartbeats.len()
+            block.heartbeats.len(),
+            block.transactions.len()
         ));
         self.event("block_produced", format!("block #{} {}", block.index, block.block_hash));
         self.announce(&block);
@@ -364,6 +414,17 @@ impl Node {
                             let key = format!("{}:{}", h.device_id, h.timestamp);
                             if !h.is_simulated() && !kept.contains(&key) && st.pool.len() < MAX_POOL && !st.pool.iter().any(|p| p.device_id == h.device_id) {
                                 st.pool.push(h.clone());
+                            }
+                        }
+                        // and so do their transactions, unless the new chain has them
+                        for tj in &b.transactions {
+                            if let Ok(t) = Transaction::from_block_json(tj) {
+                                if !st.chain.has_tx(&t.tx_id)
+                                    && st.tx_pool.len() < MAX_TX_POOL
+                                    && !st.tx_pool.iter().any(|p| p.tx_id == t.tx_id)
+                                {
+                                    st.tx_pool.push(t);
+                                }
                             }
                         }
                     }

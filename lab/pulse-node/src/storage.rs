@@ -4,7 +4,9 @@
 //!   New blocks are appended and fsync'd before they are served or gossiped;
 //!   a fork switch rewrites the file atomically (temp file, fsync, rename,
 //!   fsync of the directory).
-//! * `peer_id` — this node's peer id, created once.
+//!
+//! The peer id is not stored: like the real node's, it is new at every start
+//! (a `peer_id` file left by an older stand-in is ignored and left alone).
 //!
 //! On start the file is loaded and validated block by block. Everything from
 //! the first bad line on (torn write, garbage, broken link, hash mismatch) is
@@ -16,10 +18,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::block::{genesis, Block};
-use crate::util::{new_peer_id, now_ms, valid_peer_id};
+use crate::util::now_ms;
 
 pub const CHAIN_FILE: &str = "chain.jsonl";
-pub const PEER_ID_FILE: &str = "peer_id";
 
 pub struct Storage {
     dir: PathBuf,
@@ -115,29 +116,14 @@ fn serialize(parts: &[&[Block]]) -> Vec<u8> {
 }
 
 impl Storage {
-    /// Open (creating if needed) the data dir, its peer id and its chain.
+    /// Open (creating if needed) the data dir and its chain.
     /// Any error means the caller must run in memory.
-    pub fn open(dir: &Path) -> io::Result<(Storage, String, Loaded)> {
+    pub fn open(dir: &Path) -> io::Result<(Storage, Loaded)> {
         fs::create_dir_all(dir).map_err(|e| ctx("create directory", dir, e))?;
         // the directory must be writable (new files are created for atomic rewrites)
         let probe = dir.join(".write-check");
         File::create(&probe).and_then(|mut f| f.write_all(b"ok")).map_err(|e| ctx("write", &probe, e))?;
         fs::remove_file(&probe).map_err(|e| ctx("remove", &probe, e))?;
-
-        let peer_path = dir.join(PEER_ID_FILE);
-        let existing = match fs::read_to_string(&peer_path) {
-            Ok(s) => Some(s.trim().to_string()).filter(|s| valid_peer_id(s)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(ctx("read", &peer_path, e)),
-        };
-        let peer_id = match existing {
-            Some(id) => id,
-            None => {
-                let id = new_peer_id();
-                write_atomic(dir, &peer_path, format!("{}\n", id).as_bytes())?;
-                id
-            }
-        };
 
         let chain_path = dir.join(CHAIN_FILE);
         let content = match fs::read(&chain_path) {
@@ -162,7 +148,16 @@ impl Storage {
             }
         }
         let file = OpenOptions::new().append(true).open(&chain_path).map_err(|e| ctx("open", &chain_path, e))?;
-        Ok((Storage { dir: dir.to_path_buf(), chain_path, file }, peer_id, loaded))
+        Ok((Storage { dir: dir.to_path_buf(), chain_path, file }, loaded))
+    }
+
+    /// The clean-shutdown flush: fsync the chain file (data and metadata) and
+    /// the directory. Every block is already fsync'd as it is written, so this
+    /// only matters for a write that another thread has just finished.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.flush().map_err(|e| ctx("flush", &self.chain_path, e))?;
+        self.file.sync_all().map_err(|e| ctx("fsync", &self.chain_path, e))?;
+        sync_dir(&self.dir)
     }
 
     /// Append blocks and fsync.
@@ -199,26 +194,33 @@ mod tests {
     }
 
     #[test]
-    fn fresh_dir_gets_genesis_and_stable_peer_id() {
+    fn fresh_dir_gets_genesis_and_no_peer_id() {
         let d = tempdir();
-        let (_s, id1, loaded) = Storage::open(&d).unwrap();
+        let (mut s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks, vec![genesis()]);
         assert!(loaded.problem.is_none());
-        let (_s, id2, _) = Storage::open(&d).unwrap();
-        assert_eq!(id1, id2);
-        assert!(id1.starts_with("12D3KooW"));
+        s.flush().unwrap();
+        drop(s);
+        // only the chain file: the peer id is not persisted (new at every start)
+        let names: Vec<String> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        assert_eq!(names, vec![CHAIN_FILE.to_string()]);
+        // a peer_id file left by an older stand-in is ignored and left alone
+        fs::write(d.join("peer_id"), "12D3KooWold\n").unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
+        assert_eq!(loaded.blocks, vec![genesis()]);
+        assert_eq!(fs::read_to_string(d.join("peer_id")).unwrap(), "12D3KooWold\n");
         fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn append_reload_and_rewrite() {
         let d = tempdir();
-        let (mut s, _, loaded) = Storage::open(&d).unwrap();
+        let (mut s, loaded) = Storage::open(&d).unwrap();
         let seg = extend(&loaded.blocks, 5, "");
         s.append(&seg[..2]).unwrap();
         s.append(&seg[2..]).unwrap();
         drop(s);
-        let (mut s, _, loaded) = Storage::open(&d).unwrap();
+        let (mut s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks.len(), 6);
         assert!(loaded.problem.is_none());
         assert_eq!(loaded.blocks.last(), seg.last());
@@ -228,7 +230,7 @@ mod tests {
         let more = extend(&branch, 1, "");
         s.append(&more).unwrap();
         drop(s);
-        let (_s, _, loaded) = Storage::open(&d).unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks.len(), 3 + 4 + 1);
         assert_eq!(loaded.blocks[3], branch[0]);
         assert!(loaded.problem.is_none());
@@ -239,7 +241,7 @@ mod tests {
     #[test]
     fn torn_and_corrupt_tails_are_cut() {
         let d = tempdir();
-        let (mut s, _, loaded) = Storage::open(&d).unwrap();
+        let (mut s, loaded) = Storage::open(&d).unwrap();
         let seg = extend(&loaded.blocks, 4, "");
         s.append(&seg).unwrap();
         drop(s);
@@ -252,7 +254,7 @@ mod tests {
         let line = extra[0].to_json().to_string();
         torn.extend_from_slice(&line.as_bytes()[..line.len() / 2]);
         fs::write(&path, &torn).unwrap();
-        let (_s, _, loaded) = Storage::open(&d).unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks.len(), 5);
         assert!(loaded.problem.as_ref().unwrap().contains("incomplete"));
         let backup = loaded.backup.clone().unwrap();
@@ -264,20 +266,20 @@ mod tests {
         let mut lines: Vec<&str> = text.lines().collect();
         lines.insert(3, "{not json");
         fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let (_s, _, loaded) = Storage::open(&d).unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks.len(), 3);
         assert!(loaded.problem.is_some());
 
         // a tampered block (hash mismatch) cuts the chain there
         let tampered = text.replacen("\"heart_rate\":", "\"heart_rate\":1", 1);
         fs::write(&path, tampered).unwrap();
-        let (_s, _, loaded) = Storage::open(&d).unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks.len(), 1);
         assert!(loaded.problem.unwrap().contains("line 2"));
 
         // a file from another network (wrong genesis) is set aside
         fs::write(&path, "{\"index\":0}\n").unwrap();
-        let (_s, _, loaded) = Storage::open(&d).unwrap();
+        let (_s, loaded) = Storage::open(&d).unwrap();
         assert_eq!(loaded.blocks, vec![genesis()]);
         fs::remove_dir_all(&d).unwrap();
     }
