@@ -4,8 +4,9 @@
 
 A release tag is ``v`` + a semantic version without build metadata: ``v1.2.0``,
 ``v1.2.0-rc.1`` (git tag, artifact name ``pulse-node-v1.2.0``, release directory). The node
-reports the bare version (``1.2.0``) in ``/info.version``. The leading ``v`` is optional on
-input (``1.2.0`` means ``v1.2.0``); the filters always return the ``v`` form.
+reports the bare version (``1.2.0``) in ``/info.version``. The leading ``v`` is optional in a
+version a user gives (``1.2.0`` means ``v1.2.0``) and the filters return the ``v`` form; a list of
+available tags is taken as written, though: a bare ``1.2.0`` git tag or artifact is not ``v1.2.0``.
 
 Users may also ask for a series: ``v1.2`` / ``1.2`` (the newest ``v1.2.x``) or ``v1`` / ``1``
 (the newest ``v1.x.y``); ``resolve_release`` turns such a request into one tag of a list of
@@ -173,8 +174,8 @@ description:
   - C(v1.2) or C(1.2) names the newest available C(v1.2.x); C(v1) or C(1) the newest available C(v1.x.y).
     Newest is semantic version order, and a final release is preferred over pre-releases
     (C(v1.3.0-rc.1) is only picked for C(v1) when no final C(v1.x.y) is available).
-  - Entries of O(available) that are not release versions (C(latest), C(v1.2), C(refs/heads/main))
-    are ignored; a C(v)-less entry counts as its tag.
+  - Only entries of O(available) written as release tags count (C(v1.2.0), C(v1.2.0-rc.1)); the others
+    (C(latest), C(v1.2), a bare C(1.2.0)) are ignored, so that the result always names an existing tag or artifact.
   - Fails when the request is not one of these forms, or when no available release matches; the
     error names the request and lists the available release tags, newest first (or says there are none).
 positional: _input, available
@@ -216,9 +217,10 @@ author: pulse.infra maintainers
 version_added: "0.1.0"
 short_description: Release tags in semantic version order
 description:
-  - Returns the release versions of a list as tags (leading C(v)), oldest first, each once.
+  - Returns the entries of a list that are release versions (see P(pulse.infra.is_release_tag#filter)),
+    unchanged, in semantic version order, oldest first.
   - A pre-release sorts below its release, C(v1.10.0) above C(v1.9.0).
-  - Entries that are not release versions are left out.
+  - Entries that are not release versions (C(latest), C(v1.2)) are left out.
 positional: _input
 options:
   _input:
@@ -233,14 +235,14 @@ options:
 """,
         "EXAMPLES": r"""
 # ["v1.2.0-rc.1", "v1.2.0", "v1.10.0"]
-ordered: "{{ ['v1.10.0', '1.2.0', 'v1.2.0-rc.1', 'latest'] | pulse.infra.release_sort }}"
+ordered: "{{ ['v1.10.0', 'v1.2.0', 'v1.2.0-rc.1', 'latest'] | pulse.infra.release_sort }}"
 
 # the newest release first
 newest: "{{ published | pulse.infra.release_sort(reverse=true) | first }}"
 """,
         "RETURN": r"""
 _value:
-  description: The release tags, sorted.
+  description: The release versions, sorted.
   type: list
   elements: str
 """,
@@ -283,13 +285,15 @@ def _precedence(parsed):
     return (major, minor, patch, 0, ids)
 
 
-def _releases(values):
-    """The distinct complete versions of a list, parsed, oldest first."""
+def _tags(values):
+    """The distinct entries of a list that are release tags exactly as written (vMAJOR.MINOR.PATCH[-PRE]),
+    parsed, oldest first. A bare 1.2.0 git tag or artifact is not the release v1.2.0: picking it
+    would name a tag or an artifact that does not exist."""
     found = {}
     for value in values:
         parsed = _parse(value)
-        if parsed is not None:
-            found.setdefault(_tag(parsed), parsed)
+        if parsed is not None and value == _tag(parsed):
+            found.setdefault(value, parsed)
     return sorted(found.values(), key=_precedence)
 
 
@@ -322,25 +326,26 @@ def is_release_request(value):
 
 
 def release_sort(values, reverse=False):
-    """The release versions of a list as tags, semantic version order (oldest first), each once."""
+    """The entries of a list that are release versions, unchanged, in semantic version order (oldest first)."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise AnsibleFilterError(f"release_sort expects a list of versions, got {_describe(values)}")
-    tags = [_tag(p) for p in _releases(values)]
-    return tags[::-1] if reverse else tags
+    keyed = [(_precedence(p), v) for v, p in ((v, _parse(v)) for v in values) if p is not None]
+    keyed.sort(key=lambda item: item[0], reverse=bool(reverse))
+    return [v for _, v in keyed]
 
 
 def resolve_release(requested, available):
     """The tag of available that requested names.
 
     'v1.2.0' / '1.2.0': exactly v1.2.0; 'v1.2' / '1.2': the newest v1.2.x; 'v1' / '1': the newest
-    v1.x.y. Newest prefers a final release over pre-releases. Entries of available that are not
-    release versions are ignored. Raises naming the request and the available tags when none matches.
+    v1.x.y. Newest prefers a final release over pre-releases. Only entries of available that are
+    release tags as written (v1.2.0, not 1.2.0 nor latest) count; the others are ignored. Raises naming the request and the available tags when none matches.
     """
     if isinstance(available, (str, bytes)) or not hasattr(available, "__iter__"):
         raise AnsibleFilterError(
             f"resolve_release expects a list of available versions, got {_describe(available)}"
         )
-    releases = _releases(available)
+    releases = _tags(available)
     text = _text(requested)
     exact = _parse(requested)
     series = _SERIES.match(text) if text is not None and exact is None else None

@@ -116,9 +116,10 @@ def test_release_sort_semantic_order():
     assert f.release_sort(shuffled, True) == ordered[::-1]
 
 
-def test_release_sort_normalises_drops_junk_and_duplicates():
-    assert f.release_sort(["1.10.0", "v1.2.0", "latest", "1.2.0", "v1.2", None, "v1.2.0-rc.1"]) == [
-        "v1.2.0-rc.1", "v1.2.0", "v1.10.0"]
+def test_release_sort_keeps_the_entries_as_written_and_drops_junk():
+    assert f.release_sort(["1.10.0", "v1.2.0", "latest", "1.2.0", "v1.2", None, "v1.2.0-rc.1", "v1.2.0"]) == [
+        "v1.2.0-rc.1", "v1.2.0", "1.2.0", "v1.2.0", "1.10.0"]
+    assert f.release_sort(["v1.2.0", "1.2.0"], reverse=True) == ["v1.2.0", "1.2.0"]  # ties keep their order
     assert f.release_sort([]) == []
     assert f.release_sort(("v2.0.0", "v1.0.0")) == ["v1.0.0", "v2.0.0"]
 
@@ -159,9 +160,14 @@ def test_resolve_release_orders_numerically_not_as_text():
     assert f.resolve_release("v1.3", ["v1.3.0-rc.9", "v1.3.0-rc.10", "v1.3.0-beta"]) == "v1.3.0-rc.10"
 
 
-def test_resolve_release_available_may_be_bare_or_a_tuple():
-    assert f.resolve_release("v1.2", ("1.2.0", "1.2.1")) == "v1.2.1"
-    assert f.resolve_release("v1.2.1", ["1.2.1"]) == "v1.2.1"
+def test_resolve_release_counts_only_tags_as_written():
+    # a bare 1.9.0 git tag is not the release v1.9.0: returning v1.9.0 would name a missing tag
+    assert f.resolve_release("v1", ["1.9.0", "v1.2.0", " v1.8.0", "V1.7.0"]) == "v1.2.0"
+    assert f.resolve_release("1.2", ("v1.2.0", "v1.2.1")) == "v1.2.1"  # a tuple is fine
+    with pytest.raises(AnsibleFilterError, match=r"no release matches '1\.2\.1' \(exactly v1\.2\.1\); .*: \(none\)$"):
+        f.resolve_release("1.2.1", ["1.2.1"])
+    with pytest.raises(AnsibleFilterError, match=r"newest first: v1\.2\.0$"):
+        f.resolve_release("v1.3", ["v1.2.0", "v1.2.0", "1.3.0"])  # listed once, bare ones left out
 
 
 @pytest.mark.parametrize(
