@@ -1,10 +1,12 @@
 """site.yml end to end in the lab: provisioned instances, the built release, peered nodes."""
 
+import json
+import subprocess
 import time
 
 import pytest
 
-from conftest import aws, docker, get, run_playbook, wait_until
+from conftest import REPO, VENV_BIN, ansible_env, aws, docker, get, run_playbook, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -110,3 +112,46 @@ def test_every_nodes_metrics_are_readable_back_from_cloudwatch(site):
             StartTime=time.time() - 3600, EndTime=time.time() + 60,
         )["Datapoints"]
         assert stats and max(p["Maximum"] for p in stats) == 1.0, f"{iid}: no Up=1 published"
+
+
+def lab_instances():
+    reservations = aws("ec2").describe_instances(Filters=[
+        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ])["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def test_the_inventory_reaches_every_instance_over_ssh_as_the_ami_user(site):
+    """The same door as production's direct one: no container connection, the AMI's user,
+    its private address, the lab's known_hosts; the instance was launched with the key pair."""
+    proc = subprocess.run([str(VENV_BIN / "ansible-inventory"), "--list"], cwd=REPO, env=ansible_env(),
+                          text=True, capture_output=True, check=True)
+    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    instances = lab_instances()
+    assert {{t["Key"]: t["Value"] for t in i["Tags"]}["Name"] for i in instances} <= set(hostvars)
+    for inst in instances:
+        name = {t["Key"]: t["Value"] for t in inst["Tags"]}["Name"]
+        hv = hostvars[name]
+        assert hv["ansible_user"] == "admin", name
+        assert "ansible_connection" not in hv, name
+        assert inst["KeyName"] == "pulse-lab", name
+    key = aws("ec2").describe_key_pairs(KeyNames=["pulse-lab"], IncludePublicKey=True)["KeyPairs"][0]
+    assert key["PublicKey"].split()[:2] == (REPO / ".lab/ssh/id_ed25519.pub").read_text().split()[:2]
+
+
+def test_no_task_connected_as_root_and_root_came_only_through_sudo(site):
+    """sshd's journal on every instance: logins as admin with the key, none as root; sudo's
+    journal: the escalations (become) came from admin."""
+    for inst in lab_instances():
+        iid = inst["InstanceId"]
+        ssh_log = docker("exec", iid, "journalctl", "--no-pager", "-o", "cat", "_COMM=sshd").stdout
+        assert "Accepted publickey for admin" in ssh_log, f"{iid}: no SSH login as admin"
+        assert "for root" not in ssh_log, f"{iid}: an SSH login as root"
+        sudo_log = docker("exec", iid, "journalctl", "--no-pager", "-o", "cat", "_COMM=sudo").stdout
+        assert "admin : " in sudo_log and "COMMAND=" in sudo_log, f"{iid}: no become through sudo"
+    # the build runs unprivileged on the builder
+    builders = [i for i in lab_instances() if {t["Key"]: t["Value"] for t in i["Tags"]}["Role"] == "builder"]
+    for inst in builders:
+        owner = docker("exec", inst["InstanceId"], "stat", "-c", "%U", "/var/lib/pulse-build/src").stdout.strip()
+        assert owner == "pulse-build"

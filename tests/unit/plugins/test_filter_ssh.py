@@ -76,17 +76,17 @@ from ansible.template import Templar, trust_as_template
 repo, inventory, hostvars = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 init_plugin_loader([repo + "/collections"])
 def load(name):
-    data = yaml.safe_load(open(f"{repo}/inventories/{inventory}/group_vars/all/{name}.yml"))
+    data = yaml.safe_load(open(f"{repo}/inventories/{inventory}/group_vars/{name}.yml"))
     return {k: trust_as_template(v) if isinstance(v, str) else v for k, v in data.items()}
-ssh = load("ssh")
-variables = {**load("env"), **ssh, **hostvars, "ansible_config_file": repo + "/ansible.cfg"}
+door = load("aws_ec2/connection")
+variables = {**load("all/env"), **load("all/ssh"), **door, **hostvars, "ansible_config_file": repo + "/ansible.cfg"}
 templar = Templar(loader=DataLoader(), variables=variables)
-print(json.dumps({k: templar.template(ssh[k]) for k in ("ansible_host", "ansible_ssh_common_args")}))
+print(json.dumps({k: templar.template(door[k]) for k in ("ansible_host", "ansible_ssh_common_args")}))
 """
 
 
 def _render(inventory, hostvars):
-    """Render an inventory's door (group_vars/all/ssh.yml) as Ansible does, in a fresh
+    """Render an inventory's door (group_vars/aws_ec2/connection.yml) as Ansible does, in a fresh
     interpreter (the collection loader must own ansible_collections there)."""
     import json
     import os
