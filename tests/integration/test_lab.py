@@ -1,6 +1,7 @@
 """The lab itself: moto instances become systemd containers, reachable by the dynamic inventory."""
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -36,12 +37,14 @@ def container(iid):
 
 
 def labtest_inventory(tmp_path):
-    """The lab's aws_ec2 inventory, for the throwaway Env=labtest instead of Env=lab."""
+    """The lab's inventory (aws_ec2 and group_vars: the SSH door), for the throwaway Env=labtest
+    instead of Env=lab."""
     text = (REPO / "inventories/lab/aws_ec2.yml").read_text()
     assert "tag:Env: lab  #" in text
-    path = tmp_path / "labtest.aws_ec2.yml"
-    path.write_text(text.replace("tag:Env: lab  #", "tag:Env: labtest  #"))
-    return path
+    inventory = tmp_path / "labtest"
+    shutil.copytree(REPO / "inventories/lab/group_vars", inventory / "group_vars")  # links followed
+    (inventory / "aws_ec2.yml").write_text(text.replace("tag:Env: lab  #", "tag:Env: labtest  #"))
+    return inventory
 
 
 @pytest.fixture(scope="module")
