@@ -1,5 +1,7 @@
 """Unit tests for the pulse.infra release version filters (plugins/filter/release.py)."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
@@ -234,3 +236,42 @@ def test_every_filter_has_ansible_doc_documentation(name):
     yaml.safe_load(docs["EXAMPLES"])
     assert "_value" in yaml.safe_load(docs["RETURN"])
     assert set(f.FILTER_DOCS) == set(NAMES)
+
+
+# the playbooks and roles use these filters, not their own copy of the format
+
+REPO = Path(__file__).resolve().parents[3]
+USERS = {
+    "roles/rust_build/tasks/preflight.yml": "rust_build_version | pulse.infra.is_release_tag",
+    "roles/pulse_node_systemd/tasks/preflight.yml": "pulse_node_systemd_version | pulse.infra.is_release_tag",
+    "roles/pulse_node_systemd/vars/main.yml": "pulse_node_systemd_version | string | pulse.infra.release_bare",
+    "playbooks/tasks/rollout/deploy_host.yml": "pulse_node_systemd_version | pulse.infra.release_bare",
+    "playbooks/deploy_node.yml": "version | pulse.infra.resolve_release(",
+    "playbooks/build_node.yml": "pulse_build_version | pulse.infra.resolve_release(",
+}
+
+
+@pytest.mark.parametrize("path", sorted(USERS))
+def test_no_copy_of_the_version_format(path):
+    text = (REPO / path).read_text()
+    assert USERS[path] in text
+    for copy in (r"'^v[0-9]+", r"'^v?[0-9]+", r"'^v?\d+", r"'^v\d+", "regex_replace('^v'"):
+        assert copy not in text, f"{path} has its own version pattern {copy!r}: use the pulse.infra release filters"
+
+
+def test_deploy_and_build_resolve_before_anything_changes():
+    deploy = yaml.safe_load((REPO / "playbooks/deploy_node.yml").read_text())
+    preflight = deploy[0]
+    assert preflight["name"].startswith("Preflight") and preflight["hosts"] == "localhost"
+    tasks = yaml.dump(preflight["tasks"])
+    assert "pulse_deploy_release" in tasks and "amazon.aws.s3_object_info" in tasks
+    rollout = next(play for play in deploy if play["name"] == "Roll out the release")
+    assert rollout["vars"]["pulse_node_systemd_version"] == "{{ hostvars['localhost'].pulse_deploy_release }}"
+
+    build = yaml.safe_load((REPO / "playbooks/build_node.yml").read_text())[0]
+    assert build["vars"]["pulse_build_version"] == "{{ version | default(pulse_node_version) }}"
+    assert build["vars"]["rust_build_version"] == "{{ pulse_build_release }}"
+    listing = build["pre_tasks"][1]
+    assert listing["ansible.builtin.command"]["argv"][:4] == ["git", "ls-remote", "--tags", "--refs"]
+    assert listing["changed_when"] is False and listing["check_mode"] is False
+    assert "pulse_build_release" in yaml.dump(build["pre_tasks"])
