@@ -9,16 +9,27 @@ container on the ALB's subnets' Docker networks, at a fixed high address of each
   from the lab CA (``playbooks/lab_alb.yml``), standing in for the listener's ACM certificate;
 - the HTTP listener on ``127.0.0.1:8080`` (container :80), e.g. the redirect to HTTPS;
 - one HAProxy server per target **registered in moto** (instance id -> private IP), health
-  checked like the target group (path, matcher; lab timing: every 1 s, fall 2, rise 2);
+  checked like the target group: path, port, protocol, matcher, interval, timeout and thresholds
+  (rise = HealthyThresholdCount, fall = UnhealthyThresholdCount);
+- ALB semantics: no retries, no redispatch (a request that meets a stopping or dead target
+  fails to the client, 502/503/504); a newly registered target starts DOWN (``initial``: it is
+  seeded DOWN in HAProxy's server-state file before the reload that adds it) and gets requests
+  only once it passed HealthyThresholdCount checks; every target unhealthy -> fail open to the
+  targets that passed once;
 - a graceful reload when the registrations change: a deregistered target gets no new
   requests, its in-flight requests complete (old workers drain, bounded by the target group's
-  deregistration delay).
+  deregistration delay);
+- target health reported back to moto (``POST /lab-api/elbv2/target-health`` on the lab's moto,
+  lab/moto_server.py): DescribeTargetHealth then says ``initial`` / ``healthy`` / ``unhealthy``
+  as HAProxy sees the targets, ``draining`` during the deregistration delay, then ``unused``.
 
 ``sync(log)`` is one reconcile pass; the instance backer (``labctl watch``) calls it every
 second. Run it alone with ``python lab/lab_alb.py`` (one pass) or ``--watch`` (every second).
 
 An ALB may carry the tags ``pulse-lab:https-port`` / ``pulse-lab:http-port`` to be published on
-other loopback ports (tests do, so they never fight over 8443 with the lab's own ALB).
+other loopback ports (tests do, so they never fight over 8443 with the lab's own ALB), and
+``pulse-lab:kind=true`` for the opt-in "kind" mode: retries and redispatch, as the lab had
+before (NOT what the ALB does; see lab/alb/README.md).
 """
 
 import argparse
@@ -34,6 +45,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,9 +68,14 @@ HTTP_PORT_TAG = "pulse-lab:http-port"
 # Where the ALB sits in each subnet: this many addresses below the broadcast address (.250 in
 # a /24). moto hands instance addresses out from .4 upward, so they never meet.
 ADDRESS_FROM_TOP = 5
-# Health checks in the lab: fast, so that tests see them act within seconds. The target
-# group's path, port, protocol and matcher are honoured; its timing is not.
-HEALTH = {"inter": "1s", "fall": 2, "rise": 2, "timeout": "1s"}
+KIND_TAG = "pulse-lab:kind"  # "true": retries and redispatch (opt-in, not the ALB's behaviour)
+# The API's defaults for an HTTP target group, where moto leaves a value out.
+DEFAULT_HEALTH_INTERVAL = 30
+DEFAULT_HEALTH_TIMEOUT = 5
+DEFAULT_HEALTHY_THRESHOLD = 5
+DEFAULT_UNHEALTHY_THRESHOLD = 2
+# The ALB gives up connecting to a target after 10 s (then 504).
+CONNECT_TIMEOUT = 10
 DEFAULT_DEREGISTRATION_DELAY = 300
 DEFAULT_IDLE_TIMEOUT = 60
 # .lab/alb/<alb name>/ on the host is CONTAINER_DIR in the container.
@@ -65,12 +83,19 @@ CONTAINER_DIR = "/etc/haproxy/lab"
 CONFIG_NAME = "haproxy.cfg"
 BUNDLE_NAME = "server.pem"
 MASTER_SOCKET = "master.sock"  # master CLI (-S in lab/alb/Dockerfile): reload, show proc
-ADMIN_SOCKET = "admin.sock"  # the workers' stats socket: show servers state
+ADMIN_SOCKET = "admin.sock"  # the workers' stats socket: show servers state, show stat
+FAILOPEN = ".failopen"  # suffix of the backup copy of a server (fail open)
 SERVER_STATE = "server-state"
 RELOAD_TIMEOUT = 10
 BUILD_RETRY_SECONDS = 60
-# How often the follower thread looks for (de)registrations between passes.
+# How often the follower thread looks for (de)registrations and health changes between passes.
 FOLLOW_INTERVAL = 0.5
+# Target health reported to the lab's moto (lab/moto_server.py LabTargetHealth): posted when it
+# changes and at least every REPORT_EVERY seconds; moto forgets a claim CLAIM_TTL seconds after
+# the last post (no lab balancer running: moto's own "healthy at once" again).
+TARGET_HEALTH_PATH = "/lab-api/elbv2/target-health"
+REPORT_EVERY = 2.0
+CLAIM_TTL = 15
 
 # What has been said already, so that a pass every second logs a condition once.
 _said = {}
@@ -79,6 +104,11 @@ _clients = {}
 _rejected = {}
 _announced = []
 _follow = {"thread": None, "tgs": [], "seen": None}
+# Per ALB: the servers (backend, server) that passed their health checks since they were
+# registered (not `initial` any more), and what HAProxy serves now (for the health report).
+_passed = {}
+_served = {}
+_reported = {"body": None, "at": 0.0, "tgs": set()}
 
 
 def _once(log, key, msg):
@@ -160,6 +190,7 @@ def describe_albs(log):
             "https_port": _int(lb_tags.get(HTTPS_PORT_TAG), HTTPS_PORT),
             "http_port": _int(lb_tags.get(HTTP_PORT_TAG), HTTP_PORT),
             "idle_timeout": _int(lb_attrs.get("idle_timeout.timeout_seconds"), DEFAULT_IDLE_TIMEOUT),
+            "kind": str(lb_tags.get(KIND_TAG, "")).strip().lower() in ("true", "1", "yes", "on"),
             "subnets": [],
             "listeners": [],
             "target_groups": {},
@@ -195,6 +226,8 @@ def describe_target_group(tg_arn, instance_ips):
     attrs = _attributes(elb.describe_target_group_attributes(TargetGroupArn=tg_arn)["Attributes"])
     servers, registered = [], []
     for desc in elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]:
+        if _draining(desc):  # deregistered: no new requests (moto lists it during the delay)
+            continue
         target = desc["Target"]
         registered.append(_registration(tg_arn, desc))
         port = target.get("Port") or tg["Port"]
@@ -203,7 +236,8 @@ def describe_target_group(tg_arn, instance_ips):
         else:
             addr = instance_ips.get(target["Id"])  # None: stopped or gone, the ALB skips it too
         if addr:
-            servers.append({"name": f"{target['Id']}:{port}", "addr": addr, "port": port})
+            servers.append({"name": f"{target['Id']}:{port}", "target": target["Id"], "addr": addr,
+                            "port": port, "passed": False})
     servers.sort(key=lambda s: s["name"])
     health_port = tg.get("HealthCheckPort", "traffic-port")
     return {
@@ -216,6 +250,10 @@ def describe_target_group(tg_arn, instance_ips):
             "path": tg.get("HealthCheckPath") or "/",
             "port": None if health_port in (None, "traffic-port") else _int(health_port, None),
             "matcher": tg.get("Matcher", {}).get("HttpCode", "200"),
+            "interval": _int(tg.get("HealthCheckIntervalSeconds"), DEFAULT_HEALTH_INTERVAL),
+            "timeout": _int(tg.get("HealthCheckTimeoutSeconds"), DEFAULT_HEALTH_TIMEOUT),
+            "healthy": _int(tg.get("HealthyThresholdCount"), DEFAULT_HEALTHY_THRESHOLD),
+            "unhealthy": _int(tg.get("UnhealthyThresholdCount"), DEFAULT_UNHEALTHY_THRESHOLD),
         },
         "deregistration_delay": _int(attrs.get("deregistration_delay.timeout_seconds"),
                                      DEFAULT_DEREGISTRATION_DELAY),
@@ -225,16 +263,22 @@ def describe_target_group(tg_arn, instance_ips):
     }
 
 
+def _draining(desc):
+    return desc.get("TargetHealth", {}).get("State") == "draining"
+
+
 def _registration(tg_arn, desc):
-    return (tg_arn, desc["Target"]["Id"], desc["Target"].get("Port") or 0, desc["TargetHealth"].get("State", ""))
+    # Not the state: lab_alb reports it itself (moto's answer follows HAProxy, not the reverse).
+    return (tg_arn, desc["Target"]["Id"], desc["Target"].get("Port") or 0)
 
 
 def registrations(tg_arns):
-    """What the follower watches: every (target group, target, port, state), sorted."""
+    """What the follower watches: every registered (target group, target, port), sorted."""
     out = []
     for arn in tg_arns:
         for desc in client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
-            out.append(_registration(arn, desc))
+            if not _draining(desc):
+                out.append(_registration(arn, desc))
     return sorted(out)
 
 
@@ -295,7 +339,14 @@ def _health_lines(tg):
     health = tg["health"]
     if not health["enabled"]:
         return []
+    interval = health.get("interval", DEFAULT_HEALTH_INTERVAL)
     return [
+        # The target group's timing: a check every HealthCheckIntervalSeconds, answered within
+        # HealthCheckTimeoutSeconds; rise = HealthyThresholdCount, fall = UnhealthyThresholdCount.
+        f"timeout check {health.get('timeout', DEFAULT_HEALTH_TIMEOUT)}s",
+        f"default-server inter {interval}s fastinter {interval}s downinter {interval}s"
+        f" rise {health.get('healthy', DEFAULT_HEALTHY_THRESHOLD)}"
+        f" fall {health.get('unhealthy', DEFAULT_UNHEALTHY_THRESHOLD)}",
         "option httpchk",
         f"http-check send meth GET uri {health['path']} ver HTTP/1.1 hdr Host lab-alb "
         "hdr User-Agent ELB-HealthChecker/2.0",
@@ -327,22 +378,31 @@ def render_config(alb, bundle_digest=""):
         "    option httplog",
         "    option dontlognull",
         "    option forwardfor",
-        # Not what the ALB does (it never retries): a request that meets a target at the
-        # moment it stops goes to another one. See lab/alb/README.md.
-        "    option redispatch 1",
-        "    retries 3",
-        "    retry-on conn-failure empty-response response-timeout",
+    ]
+    if alb.get("kind"):
+        # Kind mode (tag pulse-lab:kind=true), NOT what the ALB does: a request that meets a
+        # target at the moment it stops goes to another one. See lab/alb/README.md.
+        lines += [
+            "    option redispatch 1",
+            "    retries 3",
+            "    retry-on conn-failure empty-response response-timeout",
+        ]
+    else:
+        # The ALB: one attempt. A target that refuses, resets or closes without an answer
+        # costs the client a 5xx (HAProxy: 503 / 502), a silent one a 504.
+        lines.append("    retries 0")
+    lines += [
         "    load-server-state-from-file global",
-        "    timeout connect 2s",
+        f"    timeout connect {CONNECT_TIMEOUT}s",
         f"    timeout client {idle}s",
         f"    timeout server {idle}s",
         f"    timeout http-request {idle}s",
         f"    timeout http-keep-alive {idle}s",
         f"    timeout tunnel {idle}s",
-        f"    timeout check {HEALTH['timeout']}",
-        f"    default-server inter {HEALTH['inter']} fastinter {HEALTH['inter']} downinter {HEALTH['inter']}"
-        f" fall {HEALTH['fall']} rise {HEALTH['rise']}",
     ]
+    # Kind mode: L7 retries only where repeating is harmless; connection failures always.
+    l7_retry = ["    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS"] \
+        if alb.get("kind") else []
     https = _listener(alb, "HTTPS")
     if https:
         lines += [
@@ -352,9 +412,7 @@ def render_config(alb, bundle_digest=""):
             f" ssl-min-ver {min_tls_version(https['ssl_policy'])}",
             "    http-request set-header X-Forwarded-Proto https",
             f"    http-request set-header X-Forwarded-Port {https['port']}",
-            # L7 retries only where repeating is harmless; connection failures are always retried.
-            "    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS",
-        ]
+        ] + l7_retry
         lines += ["    " + line for line in _action_lines(alb, https["action"], https=True)]
     http = _listener(alb, "HTTP")
     if http:
@@ -364,14 +422,14 @@ def render_config(alb, bundle_digest=""):
             "    bind :80",
             "    http-request set-header X-Forwarded-Proto http",
             f"    http-request set-header X-Forwarded-Port {http['port']}",
-            "    http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS",
-        ]
+        ] + l7_retry
         lines += ["    " + line for line in _action_lines(alb, http["action"], https=False)]
     for tg in groups:
         balance = "leastconn" if tg["algorithm"] == "least_outstanding_requests" else "roundrobin"
         lines += ["", f"backend {backend_name(tg)}", f"    balance {balance}"]
         lines += ["    " + line for line in _health_lines(tg)]
-        # When every target is unhealthy the ALB "fails open" and uses them all: backups.
+        # When every target is unhealthy the ALB "fails open" and uses them all: backups. A
+        # target still `initial` (never passed) is not among them.
         lines.append("    option allbackups")
         check = ""
         if tg["health"]["enabled"]:
@@ -384,7 +442,8 @@ def render_config(alb, bundle_digest=""):
         for server in tg["servers"]:
             lines.append(f"    server {server['name']} {server['addr']}:{server['port']}{tls}{check}")
         for server in tg["servers"]:
-            lines.append(f"    server {server['name']}.failopen {server['addr']}:{server['port']}{tls} backup")
+            if server.get("passed", True) or not tg["health"]["enabled"]:
+                lines.append(f"    server {server['name']}{FAILOPEN} {server['addr']}:{server['port']}{tls} backup")
     return "\n".join(lines) + "\n"
 
 
@@ -579,13 +638,116 @@ def servers_state(state_dir):
     return out
 
 
-def reload(name, state_dir, config, log):
+STATE_HEADER = ("# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+                "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health "
+                "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord "
+                "srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port")
+
+
+def seed_lines(alb):
+    """Server-state lines that start every not-yet-passed (``initial``) server DOWN.
+
+    HAProxy 2.6 starts a server it has no state for UP, i.e. serving at once. A line in the
+    server-state file with operational state 0 (stopped) and check health 0 makes the new
+    worker start it DOWN: it then needs `rise` (HealthyThresholdCount) successful checks, as a
+    newly registered target on the ALB. Lines are matched by backend and server name (the ids
+    are not forced), so 1/1 stand for the ids. Returns [(backend, server, line)].
+    """
+    out = []
+    for tg in alb["target_groups"].values():
+        if not tg["health"]["enabled"]:
+            continue  # nothing would ever bring it up
+        backend = backend_name(tg)
+        ssl = 1 if tg["protocol"] == "HTTPS" else 0
+        check_port = tg["health"]["port"] or 0
+        for server in tg["servers"]:
+            if server.get("passed", True):
+                continue
+            out.append((backend, server["name"],
+                        f"1 {backend} 1 {server['name']} {server['addr']} 0 0 1 1 0 1 0 0 6 0 0 0 - "
+                        f"{server['port']} - {ssl} {check_port} - - 0"))
+    return out
+
+
+def server_state_text(saved, seeds):
+    """`show servers state` output (may be empty) plus the seeds of servers it does not name."""
+    lines = saved.strip("\n").splitlines() if saved.strip() else ["1", STATE_HEADER]
+    present = {(f[1], f[3]) for f in (line.split() for line in lines if not line.startswith("#")) if len(f) > 4}
+    lines += [line for backend, server, line in seeds if (backend, server) not in present]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_stats(state_dir):
+    """`show stat` of the workers: (backend, server) -> {"status", "check_status", "check_code"}.
+
+    status as HAProxy shows it: UP, "UP 1/2" (going down), DOWN, "DOWN 1/2" (going up), MAINT,
+    "no check"...
+    """
+    text = haproxy_command(state_dir / ADMIN_SOCKET, "show stat")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# "):
+        raise labctl.LabError(f"unexpected `show stat` answer: {text[:200]!r}")
+    header = lines[0][2:].split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("svname") in ("FRONTEND", "BACKEND"):
+            continue
+        out[(row.get("pxname"), row.get("svname"))] = {
+            "status": row.get("status", ""), "check_status": row.get("check_status", ""),
+            "check_code": row.get("check_code", "")}
+    return out
+
+
+def is_up(stat):
+    status = (stat or {}).get("status", "")
+    return status.startswith("UP") or status in ("NOLB", "DRAIN")
+
+
+def target_health(tg, passed, stat):
+    """What DescribeTargetHealth says on AWS for a server in this HAProxy state."""
+    if not tg["health"]["enabled"]:
+        return {"State": "unavailable", "Reason": "Target.HealthCheckDisabled",
+                "Description": "Health checks are disabled"}
+    if is_up(stat):
+        return {"State": "healthy"}
+    if not passed:
+        return {"State": "initial", "Reason": "Elb.InitialHealthChecking",
+                "Description": "Initial health checks in progress"}
+    check = (stat or {}).get("check_status", "")
+    if check == "L7STS":
+        return {"State": "unhealthy", "Reason": "Target.ResponseCodeMismatch",
+                "Description": f"Health checks failed with these codes: [{stat.get('check_code', '')}]"}
+    if check in ("L4TOUT", "L6TOUT", "L7TOUT"):
+        return {"State": "unhealthy", "Reason": "Target.Timeout", "Description": "Request timed out"}
+    return {"State": "unhealthy", "Reason": "Target.FailedHealthChecks", "Description": "Health checks failed"}
+
+
+def passed_in_config(config_path):
+    """The servers that have a fail-open copy in a configuration: those that passed once."""
+    out, backend = set(), None
+    try:
+        text = config_path.read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        fields = line.split()
+        if line.startswith("backend ") and len(fields) == 2:
+            backend = fields[1]
+        elif backend and len(fields) > 1 and fields[0] == "server" and fields[1].endswith(FAILOPEN):
+            out.add((backend, fields[1][:-len(FAILOPEN)]))
+    return out
+
+
+def reload(name, state_dir, config, log, seeds=()):
     """Graceful reload, driven from the host through the mounted sockets.
 
     The workers' server state (health) is saved to the server-state file that the new workers
-    load, so that targets which stay keep their health across the reload; the master then
-    starts new workers for new connections while the old ones finish their in-flight requests
-    (draining, bounded by hard-stop-after). A configuration the master refuses is put back.
+    load, so that targets which stay keep their health across the reload, and new servers that
+    have not passed their checks yet are added to it DOWN (seeds, see seed_lines); the master
+    then starts new workers for new connections while the old ones finish their in-flight
+    requests (draining, bounded by hard-stop-after). A configuration the master refuses is put
+    back.
     """
     digest = hashlib.sha256(config.encode()).hexdigest()
     if _rejected.get(name) == digest:
@@ -599,9 +761,10 @@ def reload(name, state_dir, config, log):
         return False
     _clear(f"cli:{name}")
     try:
-        _write(state_dir / SERVER_STATE, haproxy_command(state_dir / ADMIN_SOCKET, "show servers state"))
+        saved = haproxy_command(state_dir / ADMIN_SOCKET, "show servers state")
     except OSError:
-        pass  # no state saved: the servers start up, as on a first start
+        saved = ""  # no state saved: the servers that passed start up, as on a first start
+    _write(state_dir / SERVER_STATE, server_state_text(saved, seeds))
     _write(config_path, config)
     ok = False
     try:
@@ -629,7 +792,27 @@ def reload(name, state_dir, config, log):
     return True
 
 
+def mark_passed(alb, stats):
+    """Set each server's "passed" (left `initial`): it did before (seen UP by this process, or
+    it has a fail-open copy in the loaded configuration, which another process running passes
+    may have written), HAProxy has it UP now, or the group has no health checks. Servers no
+    longer registered are forgotten: registered again, they start over from `initial`."""
+    known = _passed.get(alb["name"], set()) | passed_in_config(STATE_DIR / alb["name"] / CONFIG_NAME)
+    passed = set()
+    for tg in alb["target_groups"].values():
+        backend = backend_name(tg)
+        for server in tg["servers"]:
+            key = (backend, server["name"])
+            server["passed"] = key in known or is_up(stats.get(key)) or not tg["health"]["enabled"]
+            if server["passed"]:
+                passed.add(key)
+    _passed[alb["name"]] = passed
+
+
 def reconcile(alb, containers, log, started=None):
+    """Make the ALB's container serve what moto says. True when it does (the configuration
+    rendered now is the one HAProxy runs), so that its target health is reported to moto."""
+    started = started or time.time()
     name = container_name(alb["name"])
     bundle = certificate_bundle()
     if bundle is None:
@@ -652,9 +835,16 @@ def reconcile(alb, containers, log, started=None):
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
     bundle_digest = hashlib.sha256(bundle.encode()).hexdigest()[:16]
-    config = render_config(alb, bundle_digest)
     spec = container_spec(alb, image)
     current = containers.get(name)
+    stats = {}
+    if current is not None and current["State"] == "running":
+        try:
+            stats = haproxy_stats(state_dir)
+        except (OSError, labctl.LabError):
+            stats = {}
+    mark_passed(alb, stats)
+    config = render_config(alb, bundle_digest)
     if current is not None and current["spec"] != spec:
         labctl.docker("rm", "-f", "-v", name, check=False)
         log(f"alb: {alb['name']}: image, ports or subnets changed: container replaced")
@@ -662,13 +852,15 @@ def reconcile(alb, containers, log, started=None):
     if current is None:
         _write(state_dir / BUNDLE_NAME, bundle, 0o600)
         _write(state_dir / CONFIG_NAME, config)
+        _write(state_dir / SERVER_STATE, server_state_text("", seed_lines(alb)))
         try:
             create_container(alb, image, spec, state_dir, log)
         except labctl.LabError as exc:
             _once(log, f"create:{alb['name']}", f"alb: {alb['name']}: cannot start: {exc}")
-            return
+            return False
         _clear(f"create:{alb['name']}")
-        return
+        _serve(alb, state_dir, started)
+        return True
     if current["State"] != "running":
         proc = labctl.docker("start", name, check=False)
         if proc.returncode != 0:
@@ -680,11 +872,86 @@ def reconcile(alb, containers, log, started=None):
     if not bundle_path.exists() or bundle_path.read_text() != bundle:
         _write(bundle_path, bundle, 0o600)
     if config_path.exists() and config_path.read_text() == config:
-        return
-    if reload(name, state_dir, config, log):
+        _serve(alb, state_dir, started)
+        return True
+    if reload(name, state_dir, config, log, seed_lines(alb)):
         servers = sum(len(tg["servers"]) for tg in alb["target_groups"].values())
-        took = f" ({time.time() - started:.2f}s after the pass began)" if started else ""
-        log(f"alb: {alb['name']}: reloaded with {servers} registered target(s){took}")
+        waiting = sum(not s["passed"] for tg in alb["target_groups"].values() for s in tg["servers"])
+        initial = f", {waiting} of them initial (DOWN until they pass)" if waiting else ""
+        log(f"alb: {alb['name']}: reloaded with {servers} registered target(s){initial} "
+            f"({time.time() - started:.2f}s after the pass began)")
+        _serve(alb, state_dir, started)
+        return True
+    return False
+
+
+def _serve(alb, state_dir, as_of):
+    """Remember what HAProxy now serves for this ALB: the health report reads it."""
+    _served[alb["name"]] = {"state_dir": state_dir, "as_of": as_of, "groups": dict(alb["target_groups"])}
+
+
+# --------------------------------------------------------------------------- target health
+
+
+def post_target_health(body):
+    request = urllib.request.Request(
+        labctl.moto_url() + TARGET_HEALTH_PATH, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def health_report():
+    """(body for moto, a server passed just now): the target health HAProxy sees, per target
+    group that a running lab ALB serves."""
+    groups, due = {}, False
+    for alb_name, served in list(_served.items()):
+        try:
+            stats = haproxy_stats(served["state_dir"])
+        except (OSError, labctl.LabError):
+            continue  # not answering (starting, reloading): the claim holds until CLAIM_TTL
+        passed = _passed.setdefault(alb_name, set())
+        for arn, tg in served["groups"].items():
+            backend = backend_name(tg)
+            targets = {}
+            for server in tg["servers"]:
+                key = (backend, server["name"])
+                stat = stats.get(key)
+                if stat is None:
+                    continue  # not loaded yet: moto says initial
+                if key not in passed and is_up(stat):
+                    passed.add(key)
+                    due = True  # its fail-open copy is due: a pass renders it
+                targets[server["target"]] = target_health(tg, key in passed, stat)
+            groups[arn] = {"as_of": served["as_of"], "targets": targets}
+    body = {"ttl": CLAIM_TTL, "target_groups": groups}
+    released = sorted(_reported["tgs"] - set(groups))
+    if released:
+        body["release"] = released
+    return body, due
+
+
+def report(log, force=False):
+    """Post the health report to moto when it changed (and every REPORT_EVERY seconds, which
+    keeps the claims alive). True when a server passed its checks just now."""
+    body, due = health_report()
+    if not body["target_groups"] and not body.get("release"):
+        return due
+    states = json.dumps({arn: g["targets"] for arn, g in body["target_groups"].items()}, sort_keys=True)
+    now = time.time()
+    if not force and not body.get("release") and states == _reported["body"] \
+            and now - _reported["at"] < REPORT_EVERY:
+        return due
+    try:
+        post_target_health(body)
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        _once(log, "report", f"alb: cannot report target health to moto at {labctl.moto_url()}"
+                             f"{TARGET_HEALTH_PATH} ({exc}): moto says `healthy` at once "
+                             "(a moto started from an older lab/moto_server.py? restart the lab)")
+        return due
+    _clear("report")
+    _reported.update(body=states, at=now, tgs=set(body["target_groups"]))
+    return due
 
 
 def sync(log=labctl.log, follow=True):
@@ -693,25 +960,39 @@ def sync(log=labctl.log, follow=True):
     With follow (the default), the first call also starts a thread in this process that
     polls the ALBs' target registrations every FOLLOW_INTERVAL seconds (one DescribeTargetHealth
     per target group) and runs a pass as soon as they change, so that (de)registrations reach
-    HAProxy in about a second whatever the caller's own cadence is.
+    HAProxy in about a second whatever the caller's own cadence is; it also reports the target
+    health HAProxy sees to moto (report) as it changes.
     """
     if not _announced:
         _announced.append(True)
         log("alb: lab load balancer sync active (lab/lab_alb.py)")
-    _pass(log)
+    if _pass(log):
+        _pass(log)  # a target passed its checks: its fail-open copy
     if follow:
         _ensure_follower(log)
 
 
+class _Locked:
+    """The lab-wide lock of the passes (the backer and a test's own watcher may both run)."""
+
+    def __enter__(self):
+        labctl.LAB_DIR.mkdir(parents=True, exist_ok=True)
+        self.file = open(labctl.LAB_DIR / "alb.lock", "w")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
 def _pass(log):
-    labctl.LAB_DIR.mkdir(parents=True, exist_ok=True)
-    with open(labctl.LAB_DIR / "alb.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """One reconcile pass and a health report; True when a target passed its checks just now."""
+    with _Locked():
         started = time.time()
         albs = describe_albs(log)
         containers = alb_containers()
         ports = {}
-        live = set()
+        live, serving = set(), set()
         for alb in albs:
             live.add(alb["name"])
             clash = [p for p in (alb["https_port"], alb["http_port"]) if p in ports]
@@ -722,7 +1003,12 @@ def _pass(log):
                 continue
             _clear(f"ports:{alb['name']}")
             ports.update({alb["https_port"]: alb["name"], alb["http_port"]: alb["name"]})
-            reconcile(alb, containers, log, started)
+            if reconcile(alb, containers, log, started):
+                serving.add(alb["name"])
+        for name in set(_served) - serving:  # gone, or not served as rendered now
+            _served.pop(name, None)
+        for name in set(_passed) - live:
+            _passed.pop(name, None)
         for name, info in containers.items():
             if info["alb"] not in live:
                 remove_container(name, info["alb"], log)
@@ -733,6 +1019,7 @@ def _pass(log):
         groups = [tg for alb in albs for tg in alb["target_groups"].items()]
         _follow["tgs"] = [arn for arn, _ in groups]
         _follow["seen"] = sorted(r for _, tg in groups for r in tg["registered"])
+        return report(log)
 
 
 def _ensure_follower(log):
@@ -754,13 +1041,15 @@ def _follower(log):
             changed = registrations(tgs) != _follow.get("seen")
         except Exception:  # a target group deleted, say: a pass sorts it out
             changed = True
-        if not changed:
-            continue
         try:
-            _pass(log)
+            if not changed:
+                with _Locked():
+                    changed = report(log)  # True: a target passed, its fail-open copy is due
+            if changed and _pass(log):
+                _pass(log)
             _clear("follow")
         except Exception as exc:  # moto restarting...: wait for the caller's next pass
-            _once(log, "follow", f"alb: pass after a registration change failed: {exc}")
+            _once(log, "follow", f"alb: pass after a registration or health change failed: {exc}")
             _follow["tgs"] = []
 
 

@@ -2,11 +2,13 @@
 
 Throwaway resources only (Env=albtest, VPC 10.215.0.0/16, ALB pulse-albtest published on
 127.0.0.1:18443/18080 through its pulse-lab:*-port tags, so the lab's own ALB keeps 8443/8080);
-everything is deleted at the end.
+everything is deleted at the end. The target group has the lab inventory's health-check timing
+(interval 5 s, timeout 2 s, thresholds 2/2) and a deregistration delay of 5 s.
 """
 
 import http.client
 import importlib.util
+import json
 import socket
 import ssl
 import subprocess
@@ -31,17 +33,35 @@ CA_DIR = REPO / ".lab" / "ca"
 CONTAINER = f"pulse-lab-alb-{NAME}"
 SUBNETS = (("10.215.1.0/24", "us-east-2a"), ("10.215.2.0/24", "us-east-2b"))
 
-# What answers on 8080 in the test instances: /health, /slow?s=N, anything else; every answer
-# says which instance gave it (X-Instance header and body). A response leaves in one write
-# (buffered wfile): stopping the server (SIGTERM, no grace) never cuts one in half.
+# What answers on 8080 in the test instances: /health, /slow?s=N, /close (closes the connection
+# without an answer), anything else; every answer says which instance gave it (X-Instance header
+# and body). A response leaves in one write (buffered wfile): stopping the server (SIGTERM, no
+# grace) never cuts one in half. It counts what it gets: GET /count (not counted) answers
+# {"checks": health checks from the balancer, "requests": everything else, "close": /close}.
 WEB_SERVER = r"""
-import http.server, json, time, urllib.parse
+import collections, http.server, json, time, urllib.parse
 IID = json.load(open('/etc/pulse-lab/instance.json'))['instance-id']
+COUNT = collections.Counter()
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     wbufsize = 1 << 16
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
+        if url.path == '/count':
+            body = json.dumps(COUNT).encode()
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.headers.get('User-Agent', '').startswith('ELB-HealthChecker'):
+            COUNT['checks'] += 1
+        else:
+            COUNT['requests'] += 1
+        if url.path == '/close':
+            COUNT['close'] += 1
+            self.close_connection = True
+            return
         if url.path == '/slow':
             time.sleep(float(urllib.parse.parse_qs(url.query).get('s', ['2'])[0]))
         body = json.dumps({'instance': IID, 'path': url.path}).encode()
@@ -119,6 +139,19 @@ def servers_state():
     return {name: state for name, (_, state) in lab_alb.servers_state(REPO / ".lab" / "alb" / NAME).items()}
 
 
+def moto_health(elb, tg, iid):
+    """What moto's DescribeTargetHealth says about one target: (state, reason)."""
+    desc = elb.describe_target_health(TargetGroupArn=tg, Targets=[{"Id": iid, "Port": 8080}])
+    health = desc["TargetHealthDescriptions"][0]["TargetHealth"]
+    return health["State"], health.get("Reason")
+
+
+def counts(iid):
+    """What the web server in the instance counted (asked inside the instance)."""
+    proc = docker("exec", iid, "curl", "-s", "http://127.0.0.1:8080/count")
+    return json.loads(proc.stdout)
+
+
 # --------------------------------------------------------------------------- resources
 
 
@@ -194,6 +227,9 @@ def alb(lab, tmp_path_factory):
         tg = elb.create_target_group(
             Name=NAME, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="instance",
             HealthCheckProtocol="HTTP", HealthCheckPath="/health", Matcher={"HttpCode": "200"}, Tags=TAGS,
+            # The lab inventory's timing (pulse_health_check_*): the ALB's minimums.
+            HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+            HealthyThresholdCount=2, UnhealthyThresholdCount=2,
         )["TargetGroups"][0]["TargetGroupArn"]
         elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[
             {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
@@ -222,6 +258,8 @@ def alb(lab, tmp_path_factory):
         wait_for(lambda: {try_get(domain)[1] for _ in range(4)} == set(instances), timeout=180,
                  what=f"both targets to answer through the ALB (log: {log})")
         print(f"\nALB answering from both targets {time.time() - started:.1f}s after registration")
+        wait_for(lambda: all(moto_health(elb, tg, i)[0] == "healthy" for i in instances), timeout=30,
+                 what="moto to report both targets healthy")
         yield {"domain": domain, "instances": instances, "tg": tg, "lb": lb, "elb": elb, "log": log}
     finally:
         try:
@@ -305,8 +343,14 @@ def test_deregistered_target_drains_and_gets_no_new_requests(alb):
     for thread in threads:
         thread.start()
     time.sleep(0.5)
+    assert moto_health(elb, tg, leaving) == ("healthy", None)
     elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": leaving}])
     t0 = time.time()
+    # As on AWS: draining for the deregistration delay (5 s here), not unused at once.
+    assert moto_health(elb, tg, leaving) == ("draining", "Target.DeregistrationInProgress")
+    listed = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    assert {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in listed} == {
+        leaving: "draining", staying: "healthy"}
     last_seen = 0.0
     while time.time() - t0 < 3.0:
         status, iid = try_get(domain)
@@ -323,27 +367,68 @@ def test_deregistered_target_drains_and_gets_no_new_requests(alb):
     # The in-flight requests completed, including those on the deregistered target.
     assert sorted(s for s, _ in slow) == [200] * 4, slow
     assert leaving in {iid for _, iid in slow}, slow
+    # Draining is over after the delay: unused (what playbooks/tasks/rollout/drain.yml waits for).
+    unused_at = wait_for(lambda: moto_health(elb, tg, leaving) == ("unused", "Target.NotRegistered")
+                         and time.time(), timeout=15, interval=0.2, what="the target to be unused")
+    print(f"deregistered target: unused {unused_at - t0:.2f}s after deregistration (delay 5 s)")
+    assert 4.5 <= unused_at - t0 <= 8
+    assert leaving not in {d["Target"]["Id"] for d in
+                           elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]}
 
 
-def test_registered_again_gets_traffic(alb):
+def test_registered_target_gets_no_request_until_it_passed_the_health_checks(alb):
     domain, elb, tg = alb["domain"], alb["elb"], alb["tg"]
-    returning = alb["instances"][0]
+    returning, staying = alb["instances"]
+    wait_for(lambda: moto_health(elb, tg, returning)[0] == "unused", timeout=15, what="the target unused")
+    before = counts(returning)
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": returning}])
     t0 = time.time()
-    wait_for(lambda: returning in {try_get(domain)[1] for _ in range(2)}, timeout=5, interval=0.1,
-             what="the registered target to get traffic")
-    print(f"\nregistered target: first request served {time.time() - t0:.2f}s after registration")
-    assert {try_get(domain)[1] for _ in range(6)} == set(alb["instances"])
+    states, answers = [], []
+    while time.time() - t0 < 30:
+        state = moto_health(elb, tg, returning)
+        states.append((time.time() - t0, state[0]))
+        if state[0] == "healthy":
+            break
+        assert state[0] == "initial", states
+        answers.append(try_get(domain))
+        time.sleep(0.1)
+    healthy_at = states[-1][0]
+    during = counts(returning)
+    print(f"\nregistered target: initial for {healthy_at:.2f}s ({len(answers)} requests meanwhile, "
+          f"{during.get('checks', 0) - before.get('checks', 0)} health checks at the target)")
+    assert states[-1][1] == "healthy", states
+    assert states[0][1] == "initial", states
+    # ALB: interval 5 s, healthy threshold 2: at least one interval, at most about two (+1 s lag).
+    assert 4 <= healthy_at <= 12, states
+    # Not one request reached it while it was initial; the other target answered them all.
+    assert answers and set(answers) == {(200, staying)}, answers
+    assert during.get("requests", 0) == before.get("requests", 0), (before, during)
+    assert during.get("checks", 0) - before.get("checks", 0) >= 2
+    # Healthy: it gets its share.
+    wait_for(lambda: {try_get(domain)[1] for _ in range(4)} == set(alb["instances"]), timeout=5,
+             interval=0.1, what="the registered target to get traffic")
+    assert counts(returning)["requests"] > during.get("requests", 0)
 
 
-def test_stopped_node_is_taken_out_by_health_checks_without_failed_requests(alb):
+def test_a_target_that_closes_without_answering_is_a_502_not_retried(alb):
     domain = alb["domain"]
-    stopping, other = alb["instances"]
-    wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=10, what="both targets up")
+    before = {iid: counts(iid).get("close", 0) for iid in alb["instances"]}
+    answers = [try_get(domain, "/close") for _ in range(4)]
+    after = {iid: counts(iid).get("close", 0) for iid in alb["instances"]}
+    assert [status for status, _ in answers] == [502] * 4, answers
+    # One attempt per request: no retry, no redispatch to the other target.
+    assert sum(after.values()) - sum(before.values()) == 4, (before, after)
+    assert try_get(domain)[0] == 200
+
+
+def stop_under_load(alb, stopping, requests=400):
+    """Requests in a loop while the web server of `stopping` stops without draining; returns
+    (results [(time, status, instance)], stopped_at, down_at)."""
+    domain = alb["domain"]
     results = []
 
     def steady_loop():
-        for _ in range(200):
+        for _ in range(requests):
             results.append((time.time(), *try_get(domain, timeout=20)))
             time.sleep(0.02)
 
@@ -352,21 +437,56 @@ def test_stopped_node_is_taken_out_by_health_checks_without_failed_requests(alb)
     wait_for(lambda: len(results) >= 40, timeout=30, interval=0.05, what="40 requests")
     stopped_at = time.time()
     stop_web(stopping)
-    down_at = wait_for(lambda: servers_state().get(f"{stopping}:8080") == 0 and time.time(), timeout=10,
+    down_at = wait_for(lambda: servers_state().get(f"{stopping}:8080") == 0 and time.time(), timeout=20,
                        interval=0.1, what="the health check to take the target out")
     loop.join(timeout=120)
+    return results, stopped_at, down_at
+
+
+def test_stopped_node_fails_requests_until_health_checks_take_it_out(alb):
+    """The ALB does not retry: a node that stops without being drained costs failed requests
+    until the health checks take it out (at most interval x unhealthy threshold: 10 s here)."""
+    elb, tg = alb["elb"], alb["tg"]
+    stopping, other = alb["instances"]
+    wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=20, what="both targets up")
+    results, stopped_at, down_at = stop_under_load(alb, stopping)
     failures = [r for r in results if r[1] != 200]
-    after_stop = [r for r in results if r[0] > stopped_at]
-    served_by_stopped = [r for r in after_stop if r[2] == stopping]
     print(f"\nsteady loop: {len(results)} requests in {results[-1][0] - results[0][0]:.1f}s, "
-          f"{len(failures)} failed; {len(after_stop)} after the stop, "
-          f"{len(served_by_stopped)} of them served by the stopped node (in flight at the stop); "
+          f"{len(failures)} failed ({sorted({r[1] for r in failures}, key=str)}); "
           f"health check marked it down {down_at - stopped_at:.2f}s after the stop")
-    assert len(results) == 200
-    assert failures == []
-    assert {r[2] for r in results if r[0] > down_at} == {other}
+    assert len(results) == 400
+    assert failures, "the ALB does not retry: requests to the stopped node fail until it is out"
+    assert {r[1] for r in failures} <= {502, 503, 504}, failures[:5]
+    assert all(stopped_at - 0.5 <= r[0] <= down_at + 0.5 for r in failures), (stopped_at, down_at, failures[:5])
+    assert down_at - stopped_at <= 12
+    assert {r[2] for r in results if r[0] > down_at + 0.5} == {other}
+    # moto says what the balancer sees: unhealthy (it passed before), then healthy again.
+    wait_for(lambda: moto_health(elb, tg, stopping)[0] == "unhealthy", timeout=5, what="moto: unhealthy")
     start_web(stopping)
-    wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=10, what="the target to rise")
+    wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=20, what="the target to rise")
+    wait_for(lambda: moto_health(elb, tg, stopping) == ("healthy", None), timeout=5, what="moto: healthy")
+
+
+def test_kind_mode_retries_hide_a_stopped_node(alb):
+    """Opt-in (ALB tag pulse-lab:kind=true): retries and redispatch, NOT the ALB's behaviour."""
+    elb, lb = alb["elb"], alb["lb"]
+    stopping, other = alb["instances"]
+    config = REPO / ".lab" / "alb" / NAME / "haproxy.cfg"
+    elb.add_tags(ResourceArns=[lb], Tags=[{"Key": "pulse-lab:kind", "Value": "true"}])
+    try:
+        wait_for(lambda: "retry-on" in config.read_text(), timeout=15, what="the kind configuration")
+        wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=20, what="both targets up")
+        results, stopped_at, down_at = stop_under_load(alb, stopping, requests=300)
+        failures = [r for r in results if r[1] != 200]
+        print(f"\nkind mode: {len(results)} requests, {len(failures)} failed; "
+              f"marked down {down_at - stopped_at:.2f}s after the stop")
+        assert failures == []
+        assert {r[2] for r in results if r[0] > stopped_at + 0.5} == {other}
+        start_web(stopping)
+        wait_for(lambda: servers_state().get(f"{stopping}:8080") == 2, timeout=20, what="the target to rise")
+    finally:
+        elb.remove_tags(ResourceArns=[lb], TagKeys=["pulse-lab:kind"])
+        wait_for(lambda: "retry-on" not in config.read_text(), timeout=15, what="the ALB configuration again")
 
 
 def test_deleting_the_alb_removes_its_container(alb):

@@ -37,12 +37,12 @@ def model(**over):
                 "protocol": "HTTP",
                 "port": 8080,
                 "health": {"enabled": True, "protocol": "HTTP", "path": "/health", "port": None,
-                           "matcher": "200"},
+                           "matcher": "200", "interval": 5, "timeout": 2, "healthy": 2, "unhealthy": 3},
                 "deregistration_delay": 30,
                 "algorithm": "round_robin",
                 "servers": [
-                    {"name": "i-0a:8080", "addr": "10.20.1.4", "port": 8080},
-                    {"name": "i-0b:8080", "addr": "10.20.2.4", "port": 8080},
+                    {"name": "i-0a:8080", "target": "i-0a", "addr": "10.20.1.4", "port": 8080, "passed": True},
+                    {"name": "i-0b:8080", "target": "i-0b", "addr": "10.20.2.4", "port": 8080, "passed": True},
                 ],
                 "registered": [],
             },
@@ -81,13 +81,96 @@ def test_each_registered_target_is_a_health_checked_server():
     assert "http-check expect status 200" in backend
 
 
-def test_lab_health_check_timing_and_retries():
+def test_alb_semantics_by_default_no_retries_no_redispatch():
     text = lab_alb.render_config(model())
-    assert "default-server inter 1s fastinter 1s downinter 1s fall 2 rise 2" in lines(text)
+    assert "retries 0" in lines(text)
+    for line in lines(text):
+        assert "redispatch" not in line and "retry-on" not in line and "l7-retry" not in line, line
+    assert "timeout connect 10s" in lines(text)  # the ALB's connection timeout to a target
+
+
+def test_kind_mode_is_an_opt_in_with_retries_and_redispatch():
+    text = lab_alb.render_config(model(kind=True))
     for line in ("option redispatch 1", "retries 3", "retry-on conn-failure empty-response response-timeout"):
         assert line in lines(text)
-    # Only idempotent requests are repeated after a response went missing.
-    assert "http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS" in lines(text)
+    assert "retries 0" not in lines(text)
+    # Only idempotent requests are repeated after a response went missing, on both listeners.
+    for header in ("frontend https-443", "frontend http-80"):
+        assert "http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS" in section(text, header)
+
+
+def test_kind_mode_comes_from_the_alb_tag(monkeypatch):
+    class Fake:
+        tags = {}
+
+        def describe_load_balancers(self):
+            return {"LoadBalancers": [{"LoadBalancerArn": "arn:lb", "LoadBalancerName": "lb", "Type": "application",
+                                       "CreatedTime": 0, "AvailabilityZones": []}]}
+
+        def describe_tags(self, ResourceArns):
+            return {"TagDescriptions": [{"ResourceArn": "arn:lb", "Tags": [
+                {"Key": k, "Value": v} for k, v in dict(Project="pulse", **self.tags).items()]}]}
+
+        def describe_instances(self, Filters):
+            return {"Reservations": []}
+
+        def describe_subnets(self):
+            return {"Subnets": []}
+
+        def describe_load_balancer_attributes(self, LoadBalancerArn):
+            return {"Attributes": []}
+
+        def describe_listeners(self, LoadBalancerArn):
+            return {"Listeners": []}
+
+    fake = Fake()
+    monkeypatch.setattr(lab_alb, "client", lambda service: fake)
+    assert lab_alb.describe_albs(print)[0]["kind"] is False
+    fake.tags = {"pulse-lab:kind": "true"}
+    assert lab_alb.describe_albs(print)[0]["kind"] is True
+
+
+def test_health_check_timing_comes_from_the_target_group():
+    backend = section(lab_alb.render_config(model()), "backend tg-pulse-lab-api")
+    # interval 5 s, timeout 2 s, rise = HealthyThresholdCount 2, fall = UnhealthyThresholdCount 3
+    assert "timeout check 2s" in backend
+    assert "default-server inter 5s fastinter 5s downinter 5s rise 2 fall 3" in backend
+    alb = model()
+    alb["target_groups"][TG]["health"].update(interval=30, timeout=5, healthy=5, unhealthy=2)
+    backend = section(lab_alb.render_config(alb), "backend tg-pulse-lab-api")
+    assert "timeout check 5s" in backend
+    assert "default-server inter 30s fastinter 30s downinter 30s rise 5 fall 2" in backend
+    assert not [line for line in lines(lab_alb.render_config(alb)) if "inter 1s" in line]
+
+
+def test_target_group_model_reads_timing_and_leaves_draining_targets_out(monkeypatch):
+    class Fake:
+        def describe_target_groups(self, TargetGroupArns):
+            return {"TargetGroups": [{"TargetGroupName": "tg", "Port": 8080, "Protocol": "HTTP",
+                                      "HealthCheckPath": "/health", "HealthCheckPort": "traffic-port",
+                                      "HealthCheckIntervalSeconds": 5, "HealthCheckTimeoutSeconds": 2,
+                                      "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 3,
+                                      "Matcher": {"HttpCode": "200"}}]}
+
+        def describe_target_group_attributes(self, TargetGroupArn):
+            return {"Attributes": [{"Key": "deregistration_delay.timeout_seconds", "Value": "7"}]}
+
+        def describe_target_health(self, TargetGroupArn):
+            return {"TargetHealthDescriptions": [
+                {"Target": {"Id": "i-1", "Port": 8080}, "TargetHealth": {"State": "initial"}},
+                {"Target": {"Id": "i-2", "Port": 8080}, "TargetHealth": {"State": "draining"}},
+                {"Target": {"Id": "i-3", "Port": 8080}, "TargetHealth": {"State": "healthy"}},
+            ]}
+
+    monkeypatch.setattr(lab_alb, "client", lambda service: Fake())
+    tg = lab_alb.describe_target_group("arn:tg", {"i-1": "10.0.0.4", "i-2": "10.0.0.5"})
+    assert tg["health"]["interval"] == 5 and tg["health"]["timeout"] == 2
+    assert tg["health"]["healthy"] == 2 and tg["health"]["unhealthy"] == 3
+    assert tg["deregistration_delay"] == 7
+    # i-2 drains (no new requests), i-3 has no address (stopped): neither is a server.
+    assert [s["name"] for s in tg["servers"]] == ["i-1:8080"]
+    assert tg["servers"][0]["passed"] is False
+    assert tg["registered"] == [("arn:tg", "i-1", 8080), ("arn:tg", "i-3", 8080)]
 
 
 def test_draining_is_bounded_by_the_deregistration_delay():
@@ -101,6 +184,101 @@ def test_every_target_unhealthy_fails_open_like_the_alb():
     backend = section(lab_alb.render_config(model()), "backend tg-pulse-lab-api")
     assert "option allbackups" in backend
     assert "server i-0a:8080.failopen 10.20.1.4:8080 backup" in backend
+
+
+def test_an_initial_target_is_not_among_the_fail_open_copies():
+    alb = model()
+    alb["target_groups"][TG]["servers"][1]["passed"] = False
+    text = lab_alb.render_config(alb)
+    backend = section(text, "backend tg-pulse-lab-api")
+    assert "server i-0b:8080 10.20.2.4:8080 check" in backend  # health-checked...
+    assert not [line for line in backend if line.startswith("server i-0b:8080.failopen")]  # ...no fail open
+    assert "server i-0a:8080.failopen 10.20.1.4:8080 backup" in backend
+    # Which servers passed is read back from a configuration (a restarted backer).
+    path = lab_alb.Path(pytest.importorskip("tempfile").mkdtemp()) / "haproxy.cfg"
+    path.write_text(text)
+    assert lab_alb.passed_in_config(path) == {("tg-pulse-lab-api", "i-0a:8080")}
+
+
+def test_a_new_target_is_seeded_down_in_the_server_state_file():
+    alb = model()
+    alb["target_groups"][TG]["servers"][1]["passed"] = False
+    seeds = lab_alb.seed_lines(alb)
+    assert seeds == [("tg-pulse-lab-api", "i-0b:8080",
+                      "1 tg-pulse-lab-api 1 i-0b:8080 10.20.2.4 0 0 1 1 0 1 0 0 6 0 0 0 - 8080 - 0 0 - - 0")]
+    fields = seeds[0][2].split()
+    header = lab_alb.STATE_HEADER[2:].split()
+    assert len(fields) == len(header)
+    state = dict(zip(header, fields))
+    assert state["srv_op_state"] == "0" and state["srv_check_health"] == "0"  # DOWN, no check passed
+    # A fresh file: the version line, the header, the seeds.
+    text = lab_alb.server_state_text("", seeds)
+    assert text.splitlines()[0] == "1" and text.splitlines()[-1] == seeds[0][2]
+    # Saved state of the running workers first; a server HAProxy knows keeps its own line.
+    saved = ("1\n" + lab_alb.STATE_HEADER + "\n"
+             "3 tg-pulse-lab-api 1 i-0a:8080 10.20.1.4 2 0 1 1 40 15 3 4 6 0 0 0 - 8080 - 0 0 - - 0\n\n")
+    text = lab_alb.server_state_text(saved, seeds)
+    assert text.count("i-0b:8080") == 1 and "i-0a:8080 10.20.1.4 2 " in text
+    known = saved.replace("i-0a:8080 10.20.1.4 2", "i-0b:8080 10.20.2.4 0")
+    assert lab_alb.server_state_text(known, seeds).count("i-0b:8080") == 1
+    # Passed servers, and groups without health checks, get no seed.
+    alb["target_groups"][TG]["servers"][1]["passed"] = True
+    assert lab_alb.seed_lines(alb) == []
+    alb["target_groups"][TG]["servers"][1]["passed"] = False
+    alb["target_groups"][TG]["health"]["enabled"] = False
+    assert lab_alb.seed_lines(alb) == []
+
+
+def test_target_health_as_describe_target_health_says_it():
+    tg = model()["target_groups"][TG]
+    up = {"status": "UP", "check_status": "L7OK", "check_code": "200"}
+    assert lab_alb.target_health(tg, False, up) == {"State": "healthy"}
+    assert lab_alb.target_health(tg, True, dict(up, status="UP 1/3")) == {"State": "healthy"}  # going down
+    down = {"status": "DOWN 1/2", "check_status": "L7OK", "check_code": "200"}
+    assert lab_alb.target_health(tg, False, down)["State"] == "initial"
+    assert lab_alb.target_health(tg, False, None)["State"] == "initial"
+    assert lab_alb.target_health(tg, True, dict(down, status="DOWN", check_status="L7STS", check_code="503")) == {
+        "State": "unhealthy", "Reason": "Target.ResponseCodeMismatch",
+        "Description": "Health checks failed with these codes: [503]"}
+    assert lab_alb.target_health(tg, True, dict(down, status="DOWN", check_status="L4TOUT"))["Reason"] == \
+        "Target.Timeout"
+    assert lab_alb.target_health(tg, True, dict(down, status="DOWN", check_status="L4CON"))["Reason"] == \
+        "Target.FailedHealthChecks"
+    tg["health"]["enabled"] = False
+    assert lab_alb.target_health(tg, True, up)["State"] == "unavailable"
+
+
+def test_health_report_for_moto_and_a_pass_when_a_target_passes(monkeypatch, tmp_path):
+    alb = model()
+    alb["target_groups"][TG]["servers"][1]["passed"] = False
+    monkeypatch.setattr(lab_alb, "STATE_DIR", tmp_path)
+    monkeypatch.setattr(lab_alb, "_served", {})
+    monkeypatch.setattr(lab_alb, "_passed", {"pulse-lab-alb": {("tg-pulse-lab-api", "i-0a:8080")}})
+    monkeypatch.setattr(lab_alb, "_reported", {"body": None, "at": 0.0, "tgs": {"arn:gone"}})
+    lab_alb.mark_passed(alb, {})
+    assert [s["passed"] for s in alb["target_groups"][TG]["servers"]] == [True, False]
+    lab_alb._serve(alb, tmp_path, 1000.0)
+    stats = {("tg-pulse-lab-api", "i-0a:8080"): {"status": "UP", "check_status": "L7OK", "check_code": "200"},
+             ("tg-pulse-lab-api", "i-0b:8080"): {"status": "DOWN 1/2", "check_status": "L7OK", "check_code": "200"}}
+    monkeypatch.setattr(lab_alb, "haproxy_stats", lambda state_dir: stats)
+    body, due = lab_alb.health_report()
+    assert not due
+    assert body["ttl"] == lab_alb.CLAIM_TTL and body["release"] == ["arn:gone"]
+    group = body["target_groups"][TG]
+    assert group["as_of"] == 1000.0
+    assert group["targets"]["i-0a"] == {"State": "healthy"}
+    assert group["targets"]["i-0b"]["State"] == "initial"
+    posted = []
+    monkeypatch.setattr(lab_alb, "post_target_health", posted.append)
+    assert lab_alb.report(print) is False and len(posted) == 1
+    assert lab_alb.report(print) is False and len(posted) == 1  # unchanged: not posted again at once
+    stats[("tg-pulse-lab-api", "i-0b:8080")]["status"] = "UP"
+    assert lab_alb.report(print) is True and len(posted) == 2  # passed: a pass renders its fail-open copy
+    assert posted[-1]["target_groups"][TG]["targets"]["i-0b"] == {"State": "healthy"}
+    assert "release" not in posted[-1]
+    stats[("tg-pulse-lab-api", "i-0b:8080")]["status"] = "DOWN"
+    assert lab_alb.report(print) is False
+    assert posted[-1]["target_groups"][TG]["targets"]["i-0b"]["State"] == "unhealthy"  # passed once
 
 
 def test_https_listener_serves_the_lab_certificate_and_forwards():
@@ -201,11 +379,121 @@ def test_haproxy_accepts_the_configuration(tmp_path):
     image = lab_alb.image_tag()
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
         pytest.skip(f"{image} not built (the lab builds it when an ALB appears)")
-    text = lab_alb.render_config(model()).replace("/etc/haproxy/lab/server.pem", "/tmp/lab/server.pem")
-    (tmp_path / "haproxy.cfg").write_text(text)
+    alb = model()
+    alb["target_groups"][TG]["servers"][1]["passed"] = False
+    for name, kind in (("haproxy.cfg", False), ("kind.cfg", True)):
+        alb["kind"] = kind
+        text = lab_alb.render_config(alb).replace("/etc/haproxy/lab/server.pem", "/tmp/lab/server.pem")
+        (tmp_path / name).write_text(text)
     gen = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t -days 1 "
            "-keyout /tmp/k -out /tmp/c 2>/dev/null && cat /tmp/c /tmp/k > /tmp/lab/server.pem && "
-           "haproxy -c -f /tmp/lab/haproxy.cfg")
+           "haproxy -c -f /tmp/lab/haproxy.cfg && haproxy -c -f /tmp/lab/kind.cfg")
     proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/tmp/lab", image,
                            "sh", "-c", gen], capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- moto's side
+
+
+@pytest.fixture
+def lab_moto(monkeypatch):
+    """lab/moto_server.py's LabTargetHealth installed on an in-process moto, with its own clock."""
+    moto = pytest.importorskip("moto")
+    from moto.elbv2 import models
+
+    spec = importlib.util.spec_from_file_location("lab_moto_server", REPO / "lab/moto_server.py")
+    server = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(server)
+    for cls, names in ((models.ELBv2Backend, ("describe_target_health", "register_targets", "deregister_targets")),
+                       (models.FakeTargetGroup, ("deregister_terminated_instances",))):
+        for name in names:
+            monkeypatch.setattr(cls, name, getattr(cls, name))  # put back afterwards
+    clock = {"now": 1000.0}
+    lab = server.LabTargetHealth(clock=lambda: clock["now"]).install()
+    with moto.mock_aws():
+        import boto3
+
+        kw = {"region_name": "us-east-2", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+        ec2, elb = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=3,
+                                                          SubnetId=subnet)["Instances"]]
+        tg = elb.create_target_group(Name="t", Protocol="HTTP", Port=8080, VpcId=vpc)["TargetGroups"][0]
+        elb.modify_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"], Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "30"}])
+
+        def health(*targets):
+            kw = {"Targets": [{"Id": t, "Port": 8080} for t in targets]} if targets else {}
+            return {d["Target"]["Id"]: (d["TargetHealth"]["State"], d["TargetHealth"].get("Reason"))
+                    for d in elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"], **kw)
+                    ["TargetHealthDescriptions"]}
+
+        yield {"lab": lab, "clock": clock, "elb": elb, "ec2": ec2, "ids": ids, "tg": tg["TargetGroupArn"],
+               "health": health}
+
+
+def test_moto_keeps_its_behaviour_for_target_groups_the_lab_does_not_serve(lab_moto):
+    elb, tg, ids, health = lab_moto["elb"], lab_moto["tg"], lab_moto["ids"], lab_moto["health"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": ids[0]}])
+    assert health() == {ids[0]: ("healthy", None)}
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": ids[0]}])
+    assert health(ids[0]) == {ids[0]: ("unused", "Target.NotRegistered")}
+
+
+def test_moto_reports_what_the_lab_balancer_sees(lab_moto):
+    lab, clock, elb, tg, ids, health = (lab_moto[k] for k in ("lab", "clock", "elb", "tg", "ids", "health"))
+    a, b, c = ids
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": a}, {"Id": b}])
+    clock["now"] += 1
+    lab.post({"ttl": 15, "target_groups": {tg: {"as_of": clock["now"], "targets": {}}}})
+    assert health() == {a: ("initial", "Elb.RegistrationInProgress"), b: ("initial", "Elb.RegistrationInProgress")}
+    lab.post({"ttl": 15, "target_groups": {tg: {"as_of": clock["now"], "targets": {
+        a: {"State": "healthy"},
+        b: {"State": "unhealthy", "Reason": "Target.Timeout", "Description": "Request timed out"}}}}})
+    assert health() == {a: ("healthy", None), b: ("unhealthy", "Target.Timeout")}
+    # Registered after the state was read: initial, not the state of an earlier registration.
+    clock["now"] += 1
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": a}])
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": a}, {"Id": c}])
+    assert health(a, c) == {a: ("initial", "Elb.RegistrationInProgress"), c: ("initial", "Elb.RegistrationInProgress")}
+    # Deregistered: draining for the deregistration delay (listed with the others), then unused.
+    clock["now"] += 1
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": b}])
+    assert health()[b] == ("draining", "Target.DeregistrationInProgress")
+    clock["now"] += 29.5
+    lab.post({"ttl": 15, "target_groups": {tg: {"as_of": clock["now"], "targets": {}}}})
+    assert health(b) == {b: ("draining", "Target.DeregistrationInProgress")}
+    clock["now"] += 1
+    assert health(b) == {b: ("unused", "Target.NotRegistered")}
+    assert b not in health()
+    # A stopped instance is moto's unused.
+    lab_moto["ec2"].stop_instances(InstanceIds=[c])
+    assert health(c) == {c: ("unused", "Target.InvalidState")}
+    # No post for CLAIM ttl: moto's own answers again.
+    clock["now"] += 16
+    assert health(a) == {a: ("healthy", None)}
+
+
+def test_moto_terminated_target_drains_then_is_unused(lab_moto):
+    lab, clock, elb, tg, ids, health = (lab_moto[k] for k in ("lab", "clock", "elb", "tg", "ids", "health"))
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": ids[0]}])
+    lab.post({"ttl": 100, "target_groups": {tg: {"as_of": clock["now"], "targets": {ids[0]: {"State": "healthy"}}}}})
+    lab_moto["ec2"].terminate_instances(InstanceIds=[ids[0]])
+    assert health() == {ids[0]: ("draining", "Target.DeregistrationInProgress")}
+    clock["now"] += 31
+    assert health() == {}
+    assert health(ids[0]) == {ids[0]: ("unused", "Target.NotRegistered")}
+
+
+def test_moto_lab_endpoint_refuses_unknown_states(lab_moto):
+    with pytest.raises(ValueError):
+        lab_moto["lab"].post({"target_groups": {lab_moto["tg"]: {"targets": {"i-1": {"State": "fine"}}}}})
+    app = lab_moto["lab"].wsgi(lambda environ, start_response: [b"moto"])
+    answers = []
+    body = app({"PATH_INFO": "/lab-api/elbv2/target-health", "REQUEST_METHOD": "GET"},
+               lambda status, headers: answers.append(status))
+    assert answers == ["200 OK"] and b"claims" in body[0]
+    assert app({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, None) == [b"moto"]
