@@ -77,10 +77,30 @@ def test_unpublished_version_fails_in_preflight_and_touches_nothing(cluster):
 
 
 def test_missing_or_malformed_version_is_refused(cluster):
-    for extra in ({}, {"version": "1.2"}):
+    for extra in ({}, {"version": "latest"}, {"version": "v1.2.x"}):
         result = run_playbook("deploy_node.yml", extra_vars=extra)
         assert result.rc != 0
         assert "-e version=v1.2.0" in result.output
+        assert all(h["changed"] == 0 for h in result.recap.values())
+
+
+def test_a_series_that_matches_nothing_fails_before_anything_changes(cluster):
+    before = {n["InstanceId"]: releases(n["InstanceId"]) for n in cluster}
+    result = run_playbook("deploy_node.yml", extra_vars={"version": "v7"})
+    assert result.rc != 0
+    assert "v7 is not published" in result.output and "Published versions: v1.2.0" in result.output
+    assert {n["InstanceId"]: releases(n["InstanceId"]) for n in cluster} == before
+    assert all(h["changed"] == 0 for h in result.recap.values())
+
+
+def test_the_version_forms_users_type(cluster):
+    """v1.2 is the newest published v1.2.x, 1.2.0 is v1.2.0; both say what they picked."""
+    for typed in ("v1.2", "1.2.0"):
+        result = run_playbook("deploy_node.yml", extra_vars={"version": typed})
+        assert result.rc == 0, result.output[-4000:]
+        assert f"version={typed} resolves to v1.2.0" in result.output
+        assert result.changed == 0, result.changed_hosts()  # every node already runs it
+    assert set(versions().values()) == {"1.2.0"}
 
 
 def test_deploying_the_other_good_tag_moves_every_node(cluster):
