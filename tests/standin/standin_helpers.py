@@ -136,6 +136,14 @@ class StandinNode:
         assert body["success"] is True
         return body["data"]
 
+    def poll(self, path):
+        """`data` for polling predicates: None instead of failing when the answer
+        is not a success (e.g. 429 once the 120/min query budget is spent)."""
+        status, body, _ = self.get(path)
+        if status != 200 or not body or body.get("success") is not True:
+            return None
+        return body["data"]
+
     def chain(self):
         """(height, latest_hash), or None when rate-limited."""
         status, body, _ = self.get("/chain")

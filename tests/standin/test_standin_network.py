@@ -33,8 +33,8 @@ def test_ring_converges_and_lists_peers(nodes):
 
     def all_peered():
         for node, own in zip(ring, ids):
-            peers = node.data("/peers")
-            if peers["peer_count"] != 2 or sorted(peers["connected_peers"]) != sorted(set(ids) - {own}):
+            peers = node.poll("/peers")
+            if peers is None or peers["peer_count"] != 2 or sorted(peers["connected_peers"]) != sorted(set(ids) - {own}):
                 return False
         return True
     wait_until(all_peered, 10, what="every node to list the two others")
@@ -72,8 +72,9 @@ def test_sigkill_restart_keeps_height_and_catches_up(nodes):
     # ring[0] dials the victim: it reconnects (with backoff) and lists it under its
     # new id; the old id is gone from both neighbours
     def relisted():
-        listed = [n.data("/peers")["connected_peers"] for n in (ring[0], ring[2])]
-        return all(new_id in ids and peer_id not in ids for ids in listed)
+        listed = [n.poll("/peers") for n in (ring[0], ring[2])]
+        return all(p is not None and new_id in p["connected_peers"] and peer_id not in p["connected_peers"]
+                   for p in listed)
     wait_until(relisted, 12, what="ring0 and ring2 to list the restarted node under its new id")
 
 
@@ -93,8 +94,11 @@ def test_sigterm_restart_with_a_new_peer_id_rejoins(nodes):
     new_id = victim.data("/info")["peer_id"]
     assert new_id != old_id
     wait_converged(ring, min_height=before[0] + 3, timeout=15)
-    wait_until(lambda: all(new_id in n.data("/peers")["connected_peers"] for n in ring[:2]), 12,
-               what="the others to list the new id")
+    def relisted():
+        listed = [n.poll("/peers") for n in ring[:2]]
+        return all(p is not None and new_id in p["connected_peers"] and old_id not in p["connected_peers"]
+                   for p in listed)
+    wait_until(relisted, 12, what="the others to list the new id instead of the old one")
 
 
 def test_forks_resolve_to_one_chain_and_persist(nodes):
