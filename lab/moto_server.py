@@ -6,7 +6,8 @@ gateway (for code running inside the lab instances), and nowhere else. Both list
 here share one WSGI application, so they share one in-memory AWS.
 
 It also makes target health real for the target groups that the lab load balancer
-(lab/lab_alb.py) serves: see LabTargetHealth.
+(lab/lab_alb.py) serves: see LabTargetHealth; and gives CloudFront what the app hosting and the
+lab CDN need (origin access control ids kept, response headers policies): see LabCloudFront.
 
 Usage: python lab/moto_server.py --port 5000 --bind 127.0.0.1 --bind 198.18.0.1
 """
@@ -262,6 +263,196 @@ class LabTargetHealth:
         return application
 
 
+# --------------------------------------------------------------------------- CloudFront (app hosting)
+
+
+class LabCloudFront:
+    """CloudFront as the app hosting (roles/app_hosting) and the lab CDN (lab/lab_cdn.py) need it,
+    where moto 5.2 falls short. Patched in this process only; see lab/cdn/README.md.
+
+    - **Origins keep ``OriginAccessControlId`` and ``S3OriginConfig``**: moto drops both when it
+      stores a distribution, so community.aws.cloudfront_distribution (which compares what it
+      sends with what it reads back) saw a difference and updated the distribution at every run.
+    - **ViewerCertificate**: with an ACM (or IAM) certificate, ``CloudFrontDefaultCertificate`` is
+      false and ``CertificateSource`` / ``Certificate`` name it, as CloudFront answers (moto says
+      true and ``cloudfront``).
+    - **Response headers policies** (moto answers 404): Create / Get / GetConfig / List / Update /
+      Delete, kept as sent (no validation of the headers), ``ETag`` and ``LastModifiedTime`` new
+      at each update, ``IfMatch`` checked on update and delete, names unique
+      (``ResponseHeadersPolicyAlreadyExists``). ``List`` returns the custom policies only (no
+      AWS-managed ones) whatever ``Type`` says.
+    - **In use**: an origin access control or a response headers policy that a distribution still
+      names cannot be deleted (``OriginAccessControlInUse`` / ``ResponseHeadersPolicyInUse``), as
+      in CloudFront, so a teardown in the wrong order fails in the lab as it would in AWS.
+    """
+
+    API = "2020-05-31"
+
+    def install(self):
+        import datetime
+        import uuid
+
+        from moto.cloudfront import models, responses, urls
+        from moto.cloudfront.exceptions import CloudFrontException
+        from moto.core.responses import ActionResult, EmptyResult
+
+        if getattr(models, "_lab_cloudfront", False):  # installed already (tests install it per test)
+            return self
+        models._lab_cloudfront = True
+
+        class LabCloudFrontError(CloudFrontException):
+            """An error CloudFront's model knows (its HTTP status comes from the model)."""
+
+        # moto finds the service model of an error by the module its class was defined in.
+        LabCloudFrontError.__module__ = CloudFrontException.__module__
+
+        # --- origins and the viewer certificate, as sent
+        original_origin = models.Origin.__init__
+
+        def origin_init(self, origin):
+            original_origin(self, origin)
+            self.origin_access_control_id = origin.get("OriginAccessControlId") or ""
+            if "S3OriginConfig" in origin:
+                self.s3_origin_config = {
+                    "OriginAccessIdentity": (origin.get("S3OriginConfig") or {}).get("OriginAccessIdentity") or ""}
+
+        original_certificate = models.ViewerCertificate.__init__
+
+        def certificate_init(self, config):
+            original_certificate(self, config)
+            if config.get("ACMCertificateArn"):
+                self.cloud_front_default_certificate = False
+                self.certificate_source, self.certificate = "acm", config["ACMCertificateArn"]
+            elif config.get("IAMCertificateId"):
+                self.cloud_front_default_certificate = False
+                self.certificate_source, self.certificate = "iam", config["IAMCertificateId"]
+
+        models.Origin.__init__ = origin_init
+        models.ViewerCertificate.__init__ = certificate_init
+
+        # --- what a distribution uses
+        def behaviors(dist):
+            config = dist.distribution_config
+            out = [config.DefaultCacheBehavior]
+            cache_behaviors = config.CacheBehaviors
+            items = cache_behaviors.get("Items") if isinstance(cache_behaviors, dict) else None
+            return out + [b for b in items or [] if not isinstance(b, dict)]
+
+        def users_of_oac(backend, oac_id):
+            return [d.distribution_id for d in backend.distributions.values()
+                    if any(getattr(o, "origin_access_control_id", "") == oac_id
+                           for o in d.distribution_config.Origins["Items"])]
+
+        def users_of_policy(backend, policy_id):
+            return [d.distribution_id for d in backend.distributions.values()
+                    if any(getattr(b, "response_headers_policy_id", None) == policy_id for b in behaviors(d))]
+
+        original_delete_oac = models.CloudFrontBackend.delete_origin_access_control
+
+        def delete_origin_access_control(self, control_id):
+            users = users_of_oac(self, control_id)
+            if users:
+                raise LabCloudFrontError(
+                    "OriginAccessControlInUse",
+                    f"The origin access control is in use by distribution(s) {', '.join(users)}.")
+            if control_id not in self.origin_access_controls:
+                raise models.NoSuchOriginAccessControl
+            return original_delete_oac(self, control_id)
+
+        models.CloudFrontBackend.delete_origin_access_control = delete_origin_access_control
+
+        # --- response headers policies
+        def policies(backend):
+            return backend.__dict__.setdefault("lab_response_headers_policies", {})
+
+        def new_version(policy):
+            policy["ETag"] = uuid.uuid4().hex[:14].upper()
+            policy["LastModifiedTime"] = datetime.datetime.now(datetime.timezone.utc)
+
+        def find(backend, policy_id):
+            policy = policies(backend).get(policy_id)
+            if policy is None:
+                raise LabCloudFrontError("NoSuchResponseHeadersPolicy",
+                                         "The response headers policy does not exist.")
+            return policy
+
+        def check_name(backend, config, policy_id=None):
+            name = (config or {}).get("Name")
+            if not name:
+                raise LabCloudFrontError("InvalidArgument", "The response headers policy needs a Name.")
+            for other_id, other in policies(backend).items():
+                if other_id != policy_id and other["Config"].get("Name") == name:
+                    raise LabCloudFrontError("ResponseHeadersPolicyAlreadyExists",
+                                             f"A response headers policy named {name} already exists.")
+
+        def check_if_match(policy, if_match):
+            if not if_match:
+                raise LabCloudFrontError("InvalidIfMatchVersion",
+                                         "The If-Match version is missing or not valid for the resource.")
+            if if_match != policy["ETag"]:
+                raise LabCloudFrontError("PreconditionFailed",
+                                         "The If-Match version does not match the resource's.")
+
+        def shown(policy):
+            return {"Id": policy["Id"], "LastModifiedTime": policy["LastModifiedTime"],
+                    "ResponseHeadersPolicyConfig": policy["Config"]}
+
+        def create_response_headers_policy(self):
+            config = self._get_param("ResponseHeadersPolicyConfig", {})
+            check_name(self.backend, config)
+            policy = {"Id": str(uuid.uuid4()), "Config": config}
+            new_version(policy)
+            policies(self.backend)[policy["Id"]] = policy
+            location = f"https://cloudfront.amazonaws.com/{LabCloudFront.API}/response-headers-policy/{policy['Id']}"
+            return ActionResult({"ResponseHeadersPolicy": shown(policy), "ETag": policy["ETag"], "Location": location})
+
+        def get_response_headers_policy(self):
+            policy = find(self.backend, self._get_param("Id"))
+            return ActionResult({"ResponseHeadersPolicy": shown(policy), "ETag": policy["ETag"]})
+
+        def get_response_headers_policy_config(self):
+            policy = find(self.backend, self._get_param("Id"))
+            return ActionResult({"ResponseHeadersPolicyConfig": policy["Config"], "ETag": policy["ETag"]})
+
+        def list_response_headers_policies(self):
+            items = [{"Type": "custom", "ResponseHeadersPolicy": shown(p)} for p in policies(self.backend).values()]
+            kind = self._get_param("Type")
+            if kind == "managed":
+                items = []
+            return ActionResult({"ResponseHeadersPolicyList": {
+                "MaxItems": self._get_int_param("MaxItems") or 100, "Quantity": len(items),
+                "Items": items}})
+
+        def update_response_headers_policy(self):
+            policy = find(self.backend, self._get_param("Id"))
+            check_if_match(policy, self._get_param("IfMatch"))
+            config = self._get_param("ResponseHeadersPolicyConfig", {})
+            check_name(self.backend, config, policy["Id"])
+            policy["Config"] = config
+            new_version(policy)
+            return ActionResult({"ResponseHeadersPolicy": shown(policy), "ETag": policy["ETag"]})
+
+        def delete_response_headers_policy(self):
+            policy = find(self.backend, self._get_param("Id"))
+            check_if_match(policy, self._get_param("IfMatch"))
+            users = users_of_policy(self.backend, policy["Id"])
+            if users:
+                raise LabCloudFrontError(
+                    "ResponseHeadersPolicyInUse",
+                    f"The response headers policy is in use by distribution(s) {', '.join(users)}.")
+            del policies(self.backend)[policy["Id"]]
+            return EmptyResult()
+
+        for handler in (create_response_headers_policy, get_response_headers_policy,
+                        get_response_headers_policy_config, list_response_headers_policies,
+                        update_response_headers_policy, delete_response_headers_policy):
+            setattr(responses.CloudFrontResponse, handler.__name__, handler)
+        base = "{0}/" + LabCloudFront.API + "/response-headers-policy"
+        for path in (base + "$", base + "/(?P<policy_id>[^/]+)$", base + "/(?P<policy_id>[^/]+)/config$"):
+            urls.url_paths.setdefault(path, responses.CloudFrontResponse.dispatch)
+        return self
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=5000)
@@ -271,6 +462,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     treat_lab_endpoint_as_tls()
+    LabCloudFront().install()
     app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
     servers = [
         make_server(addr, args.port, app, threaded=True, request_handler=MotoRequestHandler)
