@@ -5,10 +5,20 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help venv lab lab-up lab-down lab-status test lint
+.PHONY: help venv lab lab-up lab-down lab-status status test lint
 
-help: ## list the targets
+help: ## list the targets and the everyday operations
+	@echo "Targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@echo "Operations (lab by default; add -i inventories/production for AWS; -e help=true shows a playbook's parameters):"
+	@echo "  ansible-playbook site.yml                                  converge everything (keeps each node's release)"
+	@echo "  ansible-playbook deploy_node.yml -e version=v1.2           rolling deploy of the newest v1.2.x, rollback on a failed gate"
+	@echo "  ansible-playbook playbooks/build_node.yml -e version=v1.3.0  build and publish a release"
+	@echo "  ansible-playbook playbooks/restart.yml [-l <node>]         drained rolling restart"
+	@echo "  ansible-playbook playbooks/status.yml                      one line per node (make status)"
+	@echo "  ansible-playbook playbooks/backup.yml -e backup_now=true   a backup now"
+	@echo "  ansible-playbook playbooks/restore.yml -l <node> ...       restore (see roles/backup_cron/README.md)"
+	@echo "  ansible-playbook playbooks/teardown.yml -e confirm=<env>   remove the stack (data kept)"
 
 venv: $(VENV)/.installed ## create .venv with everything pinned in requirements.txt
 
@@ -27,8 +37,11 @@ lab-up: venv ## start the lab only: base image, moto, instance backer (idempoten
 lab-down: venv ## remove everything the lab created (idempotent)
 	$(VENV)/bin/python lab/labctl.py down
 
-lab-status: venv ## what the lab is running
+lab-status: venv ## what the lab is running (moto, backer, containers)
 	$(VENV)/bin/python lab/labctl.py status
+
+status: venv ## one line per node: instance, AZ, address, release, height, peers, health, target
+	ansible-playbook playbooks/status.yml
 
 lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
@@ -39,7 +52,7 @@ MOLECULE_WORKERS ?= 2
 # lab tests run in order in the foreground; the lab teardown check runs last, alone. (--ignore
 # does not take a testpaths entry out of a run, --ignore-glob does: without it the foreground
 # ran every molecule scenario a second time.)
-test: venv ## every test: lint, unit, lab integration, molecule; ends with the lab torn down
+test: venv ## every test: lint, unit, lab, molecule. RESETS THE LAB: it is torn down at the end
 	$(VENV)/bin/python lab/labctl.py up
 	@status=0; \
 	( pytest -n $(MOLECULE_WORKERS) tests/molecule > .lab/molecule-tests.log 2>&1; \
