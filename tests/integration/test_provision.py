@@ -33,6 +33,7 @@ DOMAIN = "api.lab.pulse.example.com"
 ZONE = "lab.pulse.example.com"
 ARTIFACTS = "pulse-lab-artifacts-0001"
 BACKUPS = "pulse-lab-backups-0001"
+LOGS = "pulse-lab-logs-0001"
 LOG_GROUP = "/pulse/lab/node"
 DASHBOARD = f"{PREFIX}-overview"
 DATA_DIR = "/opt/pulse/data"
@@ -274,7 +275,10 @@ def test_instances_imdsv2_tags_zones_and_profile(two_nodes):
         assert tags["Project"] == "pulse" and tags["Env"] == ENV and tags["Role"] == role
         assert tags["OsFamily"] == "debian12" and tags["NodeIndex"] == name.rsplit("-", 1)[1]
         assert inst["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/{PREFIX}-{role}")
-        assert inst.get("PublicIpAddress"), f"{name}: nodes are public by default (P2P)"
+        if role == "node":
+            assert inst.get("PublicIpAddress"), f"{name}: nodes are public by default (P2P)"
+        else:
+            assert not inst.get("PublicIpAddress"), f"{name}: a builder gets no public address unless asked"
     assert instances["pulse-lab-node-1"]["Placement"]["AvailabilityZone"] == "us-east-2a"
     assert instances["pulse-lab-node-2"]["Placement"]["AvailabilityZone"] == "us-east-2b"
     assert instances["pulse-lab-builder-1"]["InstanceType"] == "t3.large"
@@ -480,8 +484,15 @@ def test_iam_policies_are_limited_to_the_named_prefixes(two_nodes):
     statements = {s["Sid"]: s for s in doc["Statement"]}
     assert statements["ReadNodeArtifacts"]["Action"] == "s3:GetObject"
     assert statements["ReadNodeArtifacts"]["Resource"] == f"arn:aws:s3:::{ARTIFACTS}/node/*"
-    assert statements["WriteBackups"]["Resource"] == f"arn:aws:s3:::{BACKUPS}/backups/*"
-    assert "s3:GetObject" not in statements["WriteBackups"]["Action"]
+    assert "WriteBackups" not in statements, "nodes may no longer write (or delete) any backup"
+    assert statements["ListBackups"]["Condition"]["StringLike"]["s3:prefix"] == ["backups/lab/", "backups/lab/*"]
+    backups = iam.get_role_policy(RoleName=f"{PREFIX}-node", PolicyName=f"{PREFIX}-node-backups")["PolicyDocument"]
+    backups = json.loads(backups) if isinstance(backups, str) else backups
+    nodes = {tags_of(i)["Name"]: i["InstanceId"] for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"}
+    assert {s["Resource"]: s["Condition"]["ArnEquals"]["ec2:SourceInstanceARN"].rsplit("/", 1)[1]
+            for s in backups["Statement"]} == {f"arn:aws:s3:::{BACKUPS}/backups/lab/{n}/*": i for n, i in nodes.items()}
+    assert all(s["Action"] == ["s3:PutObject"] and s["Condition"]["Null"] == {"s3:if-none-match": "false"}
+               for s in backups["Statement"])
     assert statements["PutPulseMetricsOnly"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Pulse"}}
     assert all(":log-group:/pulse/lab/node" in r for r in statements["WriteNodeLogs"]["Resource"])
     assert all(":parameter/pulse/lab" in r for r in statements["ReadEnvironmentParameters"]["Resource"])
@@ -493,7 +504,7 @@ def test_iam_policies_are_limited_to_the_named_prefixes(two_nodes):
             assert sid in ("PutPulseMetricsOnly", "DescribeIsNotResourceScoped"), f"{sid}: Resource *"
             assert "Condition" in statement or all(a.startswith("ec2:Describe") for a in actions)
     attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{PREFIX}-node")["AttachedPolicies"]]
-    assert attached == ["AmazonSSMManagedInstanceCore"]
+    assert attached == [], "no AWS-managed policy (AmazonSSMManagedInstanceCore reads every parameter)"
 
 
 # --------------------------------------------------------------------------- 5. grow
@@ -523,12 +534,13 @@ def test_growing_to_three_adds_exactly_one_node(two_nodes):
     assert changed_tasks(result) == [
         "Instances | launch the missing ones",
         "Instances | tag each node's data volume so that it can be found again",
+        "IAM | each node may append backups below its own prefix only",
         "ALB | target group pulse-lab-node",
         "Alarms | each instance's status check",
         "Alarms | each node's Pulse metrics (chain stalled, down, peers lost, data disk)",
         "Dashboard | pulse-lab-overview",
     ]
-    assert result.changed == 6
+    assert result.changed == 7
 
 
 # --------------------------------------------------------------------------- 6. teardown
@@ -556,7 +568,7 @@ def test_teardown_keeps_only_the_data(torn_down):
     snap = snapshot()
     assert snap["volumes"] == torn_down
     assert all(v["State"] == "available" for v in lab_volumes()), "a kept data volume is still attached"
-    assert snap["buckets"] == [BACKUPS]
+    assert snap["buckets"] == [BACKUPS, LOGS]
     assert snap["zone"] is not None, "the hosted zone is kept without destroy_data"
     assert [r for r in snap["records"] if r[1] not in ("NS", "SOA")] == []
     for key in ("vpcs", "subnets", "security_groups", "instances", "roles", "certificates", "target_groups",
