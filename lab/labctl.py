@@ -598,6 +598,7 @@ def watch(interval=1.0):
     log("instance backer started")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lab_alb  # the lab's load balancer (HAProxy) for moto ALBs; see lab/alb/README.md
+    import lab_cdn  # the lab's CloudFront edge (nginx) for moto distributions; see lab/cdn/README.md
 
     image = image_tag()
     running = {"on": True}
@@ -611,6 +612,7 @@ def watch(interval=1.0):
             lab_alb.sync(log)
         except Exception as exc:
             log(f"load balancer sync failed: {exc}")
+        lab_cdn.sync(log)  # never raises: says a failure once in the log
         time.sleep(interval)
     log("instance backer stopped")
 
@@ -620,7 +622,7 @@ def watch(interval=1.0):
 
 def backer_code_hash():
     here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py")
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py", "lab_cdn.py")
                                    if (here / f).exists())).hexdigest()
 
 

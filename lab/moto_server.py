@@ -273,6 +273,10 @@ class LabCloudFront:
     - **Origins keep ``OriginAccessControlId`` and ``S3OriginConfig``**: moto drops both when it
       stores a distribution, so community.aws.cloudfront_distribution (which compares what it
       sends with what it reads back) saw a difference and updated the distribution at every run.
+    - **Cache behaviors** as CloudFront answers them: with a cache policy no legacy cache settings
+      (``ForwardedValues``, ``Min/Default/MaxTTL``), no empty ``RealtimeLogConfigArn``, and
+      ``TrustedSigners`` / ``TrustedKeyGroups`` without an empty ``Items`` (moto returns all of
+      them: another difference community.aws.cloudfront_distribution would "fix" at every run).
     - **ViewerCertificate**: with an ACM (or IAM) certificate, ``CloudFrontDefaultCertificate`` is
       false and ``CertificateSource`` / ``Certificate`` name it, as CloudFront answers (moto says
       true and ``cloudfront``).
@@ -327,8 +331,32 @@ class LabCloudFront:
                 self.cloud_front_default_certificate = False
                 self.certificate_source, self.certificate = "iam", config["IAMCertificateId"]
 
+        # --- cache behaviors answered as CloudFront does: with a cache policy there are no legacy
+        # cache settings (ForwardedValues, Min/Default/MaxTTL), and empty lists have no Items.
+        original_behavior = models.DefaultCacheBehaviour.__init__
+
+        def behavior_init(self, config):
+            original_behavior(self, config)
+            if config.get("CachePolicyId"):
+                self.forwarded_values = self.min_ttl = self.default_ttl = self.max_ttl = None
+            if not self.realtime_log_config_arn:
+                self.realtime_log_config_arn = None
+
+        def without_empty_items(cls):
+            original = cls.__init__
+
+            def init(self, config):
+                original(self, config)
+                if not self.items:
+                    self.items = None
+
+            cls.__init__ = init
+
         models.Origin.__init__ = origin_init
         models.ViewerCertificate.__init__ = certificate_init
+        models.DefaultCacheBehaviour.__init__ = behavior_init
+        without_empty_items(models.TrustedSigners)
+        without_empty_items(models.TrustedKeyGroups)
 
         # --- what a distribution uses
         def behaviors(dist):
