@@ -9,7 +9,10 @@ from conftest import REPO
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir())
 # aws_stack talks only to the AWS APIs: it is tested against moto by
 # tests/integration/test_provision.py (amazon.aws integration-target style), not by molecule.
-NO_MOLECULE = {"aws_stack": "tested against moto by tests/integration/test_provision.py"}
+NO_MOLECULE = {
+    "aws_stack": "tested against moto by tests/integration/test_provision.py",
+    "ci_access": "tested against moto by tests/integration/test_ci_access.py (and its workflow by tests/unit/test_ci_workflow.py)",
+}
 
 
 def load(path):
