@@ -113,7 +113,7 @@ esac""")
     config.update(environment="test", node_name="node-1", bucket=BUCKET, region=REGION,
                   data_dir=str(data), node_url=node.url, state_dir=str(tmp_path / "state"),
                   work_dir=str(tmp_path / "state" / "work"), health_timeout=3, http_timeout=2,
-                  keep_last=3, instance_id="i-0123456789abcdef0")
+                  instance_id="i-0123456789abcdef0")
     config_file = tmp_path / "config.json"
 
     def write_config(**changes):
@@ -159,8 +159,8 @@ def test_the_default_configuration_with_the_required_keys_is_valid(env):
     ({"data_dir": "relative"}, "data_dir"),
     ({"prefix": "backups"}, "prefix"),
     ({"compression": "xz"}, "compression"),
-    ({"keep_last": 0}, "keep_last"),
-    ({"keep_last": True}, "keep_last"),
+    ({"snapshot_keep": 0}, "snapshot_keep"),
+    ({"snapshot": True, "snapshot_volume_id": "vol-1", "instance_id": ""}, "instance_id"),
     ({"snapshot": True, "snapshot_volume_id": ""}, "snapshot_volume_id"),
     ({"endpoint_url": "198.18.0.1:5000"}, "endpoint_url"),
 ])
@@ -319,10 +319,10 @@ def test_a_failed_start_is_reported(env):
     assert "systemctl start" in last_run(env)["error"]
 
 
-# ---------------------------------------------------------------- pruning
+# ---------------------------------------------------------------- append-only
 
-def put_backup(env, stamp, complete=True):
-    prefix = f"backups/test/node-1/{stamp}/"
+def put_backup(env, stamp, complete=True, node="node-1"):
+    prefix = f"backups/test/{node}/{stamp}/"
     env["s3"].put_object(Bucket=BUCKET, Key=prefix + "data.tar.gz", Body=b"x")
     if complete:
         env["s3"].put_object(Bucket=BUCKET, Key=prefix + "manifest.json", Body=b"{}")
@@ -332,28 +332,40 @@ def stamps(env):
     return sorted({k.split("/")[3] for k in keys(env)})
 
 
-def test_pruning_keeps_the_newest_complete_backups_whatever_their_age(env):
+def test_nothing_is_ever_deleted_whatever_the_age_or_count(env):
     old = ["20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z"]
     for stamp in old:
         put_backup(env, stamp)
     put_backup(env, "20191231T000000Z", complete=False)  # an old failed upload
-    put_backup(env, "20200103T120000Z", complete=False)  # incomplete, newer than the oldest kept
-    put_backup(env, "20200101T000000Z", complete=True)
-    env["s3"].put_object(Bucket=BUCKET, Key="backups/test/node-2/20200101T000000Z/manifest.json", Body=b"{}")
+    put_backup(env, "20200101T000000Z", node="node-2")
     assert pb.main(["--config", env["config_file"]]) == 0
     left = stamps(env)
-    # keep_last=3: this run's backup and the two newest older ones
-    assert left[:3] == ["20200103T000000Z", "20200103T120000Z", "20200104T000000Z"]
-    assert len(left) == 4 and left[3].startswith("2")
-    # another node's backups are never touched
-    assert keys(env, "backups/test/node-2/") == ["backups/test/node-2/20200101T000000Z/manifest.json"]
+    assert left[:5] == ["20191231T000000Z"] + old and len(left) == 6
+    assert keys(env, "backups/test/node-2/") == ["backups/test/node-2/20200101T000000Z/data.tar.gz",
+                                                  "backups/test/node-2/20200101T000000Z/manifest.json"]
+    versions = env["s3"].list_object_versions(Bucket=BUCKET)
+    assert not versions.get("DeleteMarkers"), "a delete marker was written"
 
 
-def test_pruning_deletes_nothing_while_there_are_fewer_than_keep_last(env):
-    put_backup(env, "20200101T000000Z", complete=False)
-    env["write_config"](keep_last=5)
-    assert pb.main(["--config", env["config_file"]]) == 0
-    assert "20200101T000000Z" in stamps(env)
+def test_uploads_are_conditional_and_never_overwrite_an_existing_backup(env, monkeypatch):
+    fixed = pb.datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=pb.datetime.timezone.utc)
+    put_backup(env, "20260102T030405Z")
+    sent = []
+    original = pb.put_once
+
+    def spy(s3, bucket, key, body, content_type, metadata=None):
+        sent.append(key)
+        return original(s3, bucket, key, body, content_type, metadata)
+
+    monkeypatch.setattr(pb, "put_once", spy)
+    backup = pb.backup
+    monkeypatch.setattr(pb, "backup", lambda config: backup(config, now=lambda: fixed))
+    assert pb.main(["--config", env["config_file"]]) == 1
+    assert "exists already" in last_run(env)["error"]
+    assert sent == ["backups/test/node-1/20260102T030405Z/data.tar.gz"]
+    body = env["s3"].get_object(Bucket=BUCKET, Key="backups/test/node-1/20260102T030405Z/data.tar.gz")["Body"].read()
+    assert body == b"x", "the existing backup was overwritten"
+    assert env["state"].read_text().strip() == "active"
 
 
 # ---------------------------------------------------------------- snapshots
@@ -369,13 +381,21 @@ def volume(env, monkeypatch):
 
 def test_a_snapshot_is_taken_frozen_tagged_and_old_ones_pruned(env, volume):
     ec2, vol = volume
+    # a snapshot of this node taken by ANOTHER instance (the node was replaced): never deleted
+    other = ec2.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
+        {"Key": "Project", "Value": "pulse"}, {"Key": "Env", "Value": "test"}, {"Key": "Node", "Value": "node-1"},
+        {"Key": "ManagedBy", "Value": "pulse-backup"},
+        {"Key": "SourceInstance", "Value": "arn:aws:ec2:us-east-2:123456789012:instance/i-0aaaaaaaaaaaaaaaa"}]}])["SnapshotId"]
     for _ in range(3):
         assert pb.main(["--config", env["config_file"]]) == 0
-    snaps = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [vol]}])["Snapshots"]
+    snaps = [s for s in ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [vol]}])["Snapshots"]
+             if s["SnapshotId"] != other]
     assert len(snaps) == 2
+    assert other in {s["SnapshotId"] for s in ec2.describe_snapshots(SnapshotIds=[other])["Snapshots"]}
     tags = {t["Key"]: t["Value"] for t in snaps[0]["Tags"]}
     assert tags["Env"] == "test" and tags["Node"] == "node-1" and tags["Project"] == "pulse"
     assert tags["ManagedBy"] == "pulse-backup" and tags["CreatedAt"].endswith("Z")
+    assert tags["SourceInstance"] == "arn:aws:ec2:us-east-2:123456789012:instance/i-0123456789abcdef0"
     freezes = [c for c in calls(env) if c[0] == "fsfreeze"]
     assert freezes == [["fsfreeze", "--freeze"], ["fsfreeze", "--unfreeze"]] * 3
     assert last_run(env)["snapshot_id"] in {s["SnapshotId"] for s in snaps}

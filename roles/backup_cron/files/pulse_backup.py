@@ -15,17 +15,19 @@ One run (pulse-backup.service, started by pulse-backup.timer or by hand):
    ExecStopPost) start the node if this process was killed inside the window.
 3. /health must answer 200 again within health_timeout s.
 4. Upload `<prefix><env>/<node>/<timestamp>/data.tar.gz`, then `manifest.json` (written last:
-   a backup without a manifest is incomplete and is never restored). The manifest holds the
+   a backup without a manifest is incomplete and is never restored), each with one PutObject
+   and `If-None-Match: *`: S3 refuses to write over an existing key, and the instance role
+   allows nothing else (backups are append-only from a node). The manifest holds the
    chain height and latest hash read just before the stop (a lower bound: the archive can
    hold a block more), the node version, the archive's sha256 and size, the size of the
    data it holds (data_bytes, for restore's free-space check), the durations.
-5. Prune: keep the newest keep_last complete backups whatever their age; only older backups
-   (and incomplete ones older than those) are deleted. Age-based expiry is the bucket's
-   lifecycle rule.
+5. Nothing in the bucket is ever deleted from the node (it may not): retention is the
+   bucket's lifecycle rule (roles/aws_stack, pulse_backup_retention_days).
 6. Optional EBS snapshot of the data volume, after the node is back: the filesystem is
    frozen (fsfreeze) only around the CreateSnapshot call (a point-in-time, crash-consistent
-   image), tagged Project/Env/Node/CreatedAt; older snapshots of this node beyond
-   snapshot_keep are deleted.
+   image), tagged Project/Env/Node/CreatedAt and SourceInstance (this instance's ARN: the
+   instance role may only create snapshots tagged so, and only delete those); older snapshots
+   this instance took beyond snapshot_keep are deleted.
 7. Every step is logged to stdout (the journal); the last line is one `result=...` summary.
    Exit 0 only when everything succeeded; then the Unix time is written to
    <state_dir>/last_success (for a BackupAgeSeconds metric). <state_dir>/last_run.json
@@ -67,7 +69,6 @@ DEFAULTS = {
     "service": "pulse-node.service",
     "node_url": "http://127.0.0.1:8080",
     "compression": "gzip",
-    "keep_last": 7,
     "health_timeout": 60,
     "http_timeout": 5,
     "state_dir": "/var/lib/pulse-backup",
@@ -80,6 +81,7 @@ DEFAULTS = {
     "snapshot_keep": 7,
     "freeze_required": True,
 }
+MAX_SINGLE_PUT = 5 * 1024 ** 3
 COMPRESSION = {"gzip": ("data.tar.gz", "--gzip"), "zstd": ("data.tar.zst", "--zstd")}
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -122,7 +124,7 @@ def check_config(config):
         problems.append(f"prefix must be empty or end with '/': {prefix!r}")
     if config.get("compression") not in COMPRESSION:
         problems.append(f"compression must be one of {sorted(COMPRESSION)}")
-    for key, low in (("keep_last", 1), ("health_timeout", 1), ("http_timeout", 1), ("snapshot_keep", 1)):
+    for key, low in (("health_timeout", 1), ("http_timeout", 1), ("snapshot_keep", 1)):
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             problems.append(f"{key} must be an integer >= {low}: {value!r}")
@@ -132,6 +134,8 @@ def check_config(config):
         problems.append("node_url must be an http(s) URL")
     if config.get("snapshot") and not str(config.get("snapshot_volume_id", "")).startswith("vol-"):
         problems.append("snapshot is on but snapshot_volume_id is not a volume id (vol-...)")
+    if config.get("snapshot") and not str(config.get("instance_id", "")).startswith("i-"):
+        problems.append("snapshot is on but instance_id is not an instance id (i-...): snapshots are tagged with it")
     if not isinstance(config.get("exclude"), list):
         problems.append("exclude must be a list of top-level names")
     return problems
@@ -309,40 +313,43 @@ def list_backups(s3, bucket, prefix):
     return backups
 
 
-def prune_backups(s3, config, current):
-    """Delete backups older than the newest keep_last complete ones; return deleted stamps."""
-    prefix = node_prefix(config)
-    backups = list_backups(s3, config["bucket"], prefix)
-    complete = sorted(s for s, names in backups.items() if "manifest.json" in names)
-    keep = complete[-config["keep_last"]:]
-    if len(keep) < config["keep_last"]:
-        return []
-    oldest_kept = keep[0]
-    doomed = sorted(s for s in backups if s < oldest_kept and s != current and s not in keep)
-    keys = [f"{prefix}{s}/{name}" for s in doomed for name in sorted(backups[s])]
-    for start in range(0, len(keys), 1000):
-        batch = keys[start:start + 1000]
-        answer = s3.delete_objects(Bucket=config["bucket"],
-                                   Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
-        if answer.get("Errors"):
-            raise BackupError(f"prune: could not delete {answer['Errors'][:3]}")
-    return doomed
+def _if_none_match(request, **_kwargs):
+    request.headers["If-None-Match"] = "*"
+
+
+def put_once(s3, bucket, key, body, content_type, metadata=None):
+    """PutObject with If-None-Match: * - S3 refuses to write over an existing key (412).
+
+    The header is added to every PutObject of this client by an event handler rather than as the
+    IfNoneMatch parameter: the OS's botocore (Debian 12: 1.29) predates that parameter."""
+    if not getattr(s3, "_pulse_if_none_match", False):
+        s3.meta.events.register("before-sign.s3.PutObject", _if_none_match)
+        s3._pulse_if_none_match = True  # pylint: disable=protected-access
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
+    except Exception as exc:  # botocore's ClientError; the code says whether the key existed
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise BackupError(f"s3://{bucket}/{key} exists already: backups are never overwritten") from exc
+        raise
 
 
 def upload(s3, config, stamp, archive_path, archive_name, manifest):
     prefix = f"{node_prefix(config)}{stamp}/"
-    s3.upload_file(archive_path, config["bucket"], prefix + archive_name,
-                   ExtraArgs={"Metadata": {"sha256": manifest["sha256"]},
-                              "ContentType": "application/octet-stream"})
+    if manifest["size_bytes"] > MAX_SINGLE_PUT:
+        raise BackupError(f"the archive is {manifest['size_bytes']} bytes, more than one conditional PutObject "
+                          f"takes ({MAX_SINGLE_PUT}); the backups are append-only, multipart uploads are not used")
+    with open(archive_path, "rb") as body:
+        put_once(s3, config["bucket"], prefix + archive_name, body, "application/octet-stream",
+                 {"sha256": manifest["sha256"]})
     # A listing, not HeadObject: the nodes' instance role may list and put, not get.
     listed = s3.list_objects_v2(Bucket=config["bucket"], Prefix=prefix + archive_name).get("Contents", [])
     sizes = [o["Size"] for o in listed if o["Key"] == prefix + archive_name]
     if sizes != [manifest["size_bytes"]]:
         raise BackupError(f"uploaded {prefix + archive_name} is listed with {sizes} bytes, "
                           f"expected {manifest['size_bytes']}")
-    s3.put_object(Bucket=config["bucket"], Key=prefix + "manifest.json",
-                  Body=(json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-                  ContentType="application/json")
+    put_once(s3, config["bucket"], prefix + "manifest.json",
+             (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"), "application/json")
     return prefix
 
 
@@ -376,7 +383,15 @@ def thaw(mount):
     raise BackupError(f"could not unfreeze {mount}: the node cannot write! Run `fsfreeze --unfreeze {mount}`")
 
 
-def snapshot_tags(config, stamp, manifest):
+def instance_arn(config, sts):
+    """This instance's ARN, as EC2 sets ec2:SourceInstanceARN on the instance role's requests."""
+    caller = sts.get_caller_identity()
+    partition = caller["Arn"].split(":")[1]
+    region = config.get("region") or sts.meta.region_name
+    return f"arn:{partition}:ec2:{region}:{caller['Account']}:instance/{config['instance_id']}"
+
+
+def snapshot_tags(config, stamp, manifest, source_instance):
     return [
         {"Key": "Name", "Value": f"{config['project']}-{config['environment']}-{config['node_name']}-data-{stamp}"},
         {"Key": "Project", "Value": config["project"]},
@@ -385,10 +400,11 @@ def snapshot_tags(config, stamp, manifest):
         {"Key": "CreatedAt", "Value": stamp},
         {"Key": "ManagedBy", "Value": TOOL},
         {"Key": "ChainHeight", "Value": str(manifest["chain_height"])},
+        {"Key": "SourceInstance", "Value": source_instance},
     ]
 
 
-def take_snapshot(ec2, config, stamp, manifest):
+def take_snapshot(ec2, config, stamp, manifest, source_instance):
     mount = mount_point(config["data_dir"])
     frozen = freeze(mount, config["freeze_required"])
     try:
@@ -396,7 +412,8 @@ def take_snapshot(ec2, config, stamp, manifest):
             VolumeId=config["snapshot_volume_id"],
             Description=f"{TOOL} {config['environment']}/{config['node_name']} {stamp} "
                         f"height {manifest['chain_height']}",
-            TagSpecifications=[{"ResourceType": "snapshot", "Tags": snapshot_tags(config, stamp, manifest)}],
+            TagSpecifications=[{"ResourceType": "snapshot",
+                                "Tags": snapshot_tags(config, stamp, manifest, source_instance)}],
         )
     finally:
         if frozen:
@@ -404,8 +421,10 @@ def take_snapshot(ec2, config, stamp, manifest):
     return answer["SnapshotId"], frozen
 
 
-def prune_snapshots(ec2, config, current_id):
+def prune_snapshots(ec2, config, current_id, source_instance):
+    """Delete this instance's own older snapshots (the only ones its role may delete)."""
     answer = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "tag:SourceInstance", "Values": [source_instance]},
         {"Name": "tag:Project", "Values": [config["project"]]},
         {"Name": "tag:Env", "Values": [config["environment"]]},
         {"Name": "tag:Node", "Values": [config["node_name"]]},
@@ -446,7 +465,7 @@ def make_archive(config, names, archive_path):
         raise BackupError(message)
 
 
-def backup(config, s3_factory=None, ec2_factory=None, now=utcnow, sleep=time.sleep):
+def backup(config, s3_factory=None, ec2_factory=None, now=utcnow, sleep=time.sleep, sts_factory=None):
     """One backup run; returns the manifest. Raises BackupError on any failure (after
     uploading what could be uploaded and always with the node started again)."""
     s3_factory = s3_factory or (lambda: aws_client("s3", config))
@@ -526,23 +545,17 @@ def backup(config, s3_factory=None, ec2_factory=None, now=utcnow, sleep=time.sle
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    # 5. prune
-    try:
-        deleted = prune_backups(s3, config, stamp)
-        log(f"pruned {len(deleted)} old backup(s) {deleted} (keeping the newest {config['keep_last']})")
-    except Exception as exc:  # a failed prune fails the run, the backup itself is uploaded
-        failures.append(f"prune failed: {exc}")
-        log(failures[-1], "error")
-
+    # 5. no pruning: the node may not delete, the bucket's lifecycle rule expires old backups
     # 6. snapshot
     if config["snapshot"]:
         try:
             ec2 = (ec2_factory or (lambda: aws_client("ec2", config)))()
-            snapshot_id, frozen = take_snapshot(ec2, config, stamp, manifest)
+            source_instance = instance_arn(config, (sts_factory or (lambda: aws_client("sts", config)))())
+            snapshot_id, frozen = take_snapshot(ec2, config, stamp, manifest, source_instance)
             manifest["snapshot_id"] = snapshot_id
             log(f"snapshot {snapshot_id} of {config['snapshot_volume_id']} "
                 f"({'filesystem frozen' if frozen else 'NOT frozen'})")
-            removed = prune_snapshots(ec2, config, snapshot_id)
+            removed = prune_snapshots(ec2, config, snapshot_id, source_instance)
             log(f"deleted {len(removed)} old snapshot(s) {removed} (keeping {config['snapshot_keep']})")
         except Exception as exc:
             failures.append(f"snapshot failed: {exc}")
