@@ -111,6 +111,10 @@ def bucket(lab):
     for v in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
         s3.delete_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])
     s3.delete_bucket(Bucket=BUCKET)
+    try:
+        aws("ssm").delete_parameter(Name=f"/{PROJECT}/{ENV}/releases/v1.4.0")
+    except aws("ssm").exceptions.ParameterNotFound:
+        pass
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -251,6 +255,14 @@ def test_publish_may_only_add_new_releases():
     for action, arn in (("s3:ListBucket", f"arn:aws:s3:::{BUCKET}"), ("ec2:DescribeInstances", "*"),
                         ("iam:PassRole", "*"), ("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/ptest/ci/release")):
         assert evaluate(policy, action, arn, {}) == IMPLICIT_DENY, action
+    # the release record: created once, never overwritten or deleted
+    record = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{PROJECT}/{ENV}/releases/v1.4.0"
+    assert evaluate(policy, "ssm:PutParameter", record, {}) == ALLOW
+    assert evaluate(policy, "ssm:PutParameter", record, {"ssm:Overwrite": "false"}) == ALLOW
+    assert evaluate(policy, "ssm:PutParameter", record, {"ssm:Overwrite": "true"}) == DENY
+    assert evaluate(policy, "ssm:DeleteParameter", record, {}) == DENY
+    assert evaluate(policy, "ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/pulse/lab/releases/v1.4.0",
+                    {}) == IMPLICIT_DENY
 
 
 def test_deploy_may_not_write_releases_and_stays_in_its_environment():
@@ -280,6 +292,9 @@ def test_deploy_may_not_write_releases_and_stays_in_its_environment():
     assert not may("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/pulse/lab/release")
     assert not may("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{PROJECT}/{ENV}/cloudflared/credentials")
     assert not may("ssm:DeleteParameter", param)
+    record = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{PROJECT}/{ENV}/releases/v1.4.0"
+    assert may("ssm:GetParameter", record) and not may("ssm:PutParameter", record)
+    assert may("s3:GetObjectVersion", RELEASES)
     # PulseRelease tags on this environment's instances only
     mine = {"aws:ResourceTag/Project": PROJECT, "aws:ResourceTag/Env": ENV}
     assert may("ec2:CreateTags", INSTANCE, **mine, **{"aws:TagKeys": ["PulseRelease"]})
@@ -312,7 +327,7 @@ def test_publishing_for_real_adds_a_release_once(bucket, tmp_path):
     binary.write_bytes(b"\x7fELF lab build " * 100)
     cmd = [sys.executable, str(REPO / "bin/pulse-publish"), "--bucket", bucket, "--version", "v1.4.0",
            "--binary", str(binary), "--os-family", "debian12", "--endpoint-url", MOTO, "--region", REGION,
-           "--built-by", "test_ci_access"]
+           "--built-by", "test_ci_access", "--record-parameter", f"/{PROJECT}/{ENV}/releases/v1.4.0"]
     env = {"AWS_ACCESS_KEY_ID": "lab-not-a-secret", "AWS_SECRET_ACCESS_KEY": "lab-not-a-secret", "PATH": "/usr/bin:/bin"}
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr
@@ -325,6 +340,9 @@ def test_publishing_for_real_adds_a_release_once(bucket, tmp_path):
         s3.put_object(Bucket=bucket, Key="node/pulse-node-v1.4.0", Body=b"evil", IfNoneMatch="*")
     assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
     assert s3.get_object(Bucket=bucket, Key="node/pulse-node-v1.4.0")["Body"].read() == binary.read_bytes()
+    recorded = json.loads(aws("ssm").get_parameter(Name=f"/{PROJECT}/{ENV}/releases/v1.4.0")["Parameter"]["Value"])
+    head = s3.head_object(Bucket=bucket, Key="node/pulse-node-v1.4.0")
+    assert recorded["version_id"] == head["VersionId"] and recorded["key"] == "node/pulse-node-v1.4.0"
 
 
 # --------------------------------------------------------------------------- teardown

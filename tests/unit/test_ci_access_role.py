@@ -72,7 +72,9 @@ def test_actions_are_pinned_to_full_commits():
 def test_policy_documents_name_the_concerns():
     publish = {s["Sid"]: s for s in VARS["_ci_access_publish_policy"]["Statement"]}
     assert set(publish) == {"AddNewReleaseObjectsOnly", "LookUpReleasesBeforeWriting", "NeverAnUnconditionalWrite",
-                            "NeverDeleteOrAlter"}
+                            "NeverDeleteOrAlter", "RecordNewReleasesOnce", "NeverRewriteAReleaseRecord",
+                            "NeverDeleteAReleaseRecord"}
+    assert publish["NeverRewriteAReleaseRecord"]["Condition"] == {"StringEquals": {"ssm:Overwrite": "true"}}
     assert publish["AddNewReleaseObjectsOnly"]["Condition"] == {"StringEquals": {"s3:if-none-match": "*"}}
     assert publish["NeverAnUnconditionalWrite"]["Effect"] == "Deny"
     deploy = [s["Sid"] for s in VARS["_ci_access_deploy_policy"]["Statement"]]

@@ -164,8 +164,11 @@ def test_publish_assumes_the_publish_role_and_runs_the_collections_publish_scrip
     script_flags = set(re.findall(r'add_argument\("(--[a-z-]+)"', (REPO / "bin/pulse-publish").read_text()))
     used = set(re.findall(r"(--[a-z][a-z-]+)", run.split("pulse-infra/bin/pulse-publish", 1)[1]))
     assert used <= script_flags, used - script_flags
-    assert {"--bucket", "--prefix", "--version", "--binary", "--os-family", "--commit"} <= used
-    assert step(data, "publish", "Publish with bin/pulse-publish")["env"]["BUCKET"].startswith("pulse-production-artifacts-")
+    assert {"--bucket", "--prefix", "--version", "--binary", "--os-family", "--commit", "--record-parameter"} <= used
+    publish_env = step(data, "publish", "Publish with bin/pulse-publish")["env"]
+    assert publish_env["BUCKET"].startswith("pulse-production-artifacts-")
+    assert publish_env["RECORDS"] == "/pulse/production/releases/"
+    assert '--record-parameter "$RECORDS$GITHUB_REF_NAME"' in run
     attest = step(data, "publish", "Attest the build provenance")
     assert attest["uses"].startswith("actions/attest-build-provenance@")
     names = [s.get("name", "") for s in steps(data, "publish")]

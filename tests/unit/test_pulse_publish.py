@@ -196,6 +196,56 @@ def test_missing_bucket_fails_clearly(binary, capsys):
     assert rc == 1 and "failed" in err and BUCKET in err
 
 
+# --------------------------------------------------------------------------- the release record (SSM)
+
+
+RECORD = "/pulse/test/releases/v1.4.0"
+
+
+def ssm():
+    return boto3.client("ssm", region_name=REGION)
+
+
+def test_records_the_release_once_as_ssm_parameter_once_does(s3, binary, capsys):
+    rc, out, err = run(capsys, *args(binary, "v1.4.0", "--record-parameter", RECORD))
+    assert rc == 0, err
+    value = ssm().get_parameter(Name=RECORD)["Parameter"]["Value"]
+    head = s3.head_object(Bucket=BUCKET, Key="node/pulse-node-v1.4.0")
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    # compact JSON with sorted keys: what pulse.infra.ssm_parameter_once writes and pulse_node_systemd reads
+    assert value == json.dumps({"key": "node/pulse-node-v1.4.0", "release": "v1.4.0", "sha256": digest,
+                                "version_id": head["VersionId"]}, sort_keys=True, separators=(",", ":"))
+    assert "recorded the release" in out
+    # published and recorded: a second publication is refused, the record unchanged
+    rc, _, err = run(capsys, *args(binary, "v1.4.0", "--record-parameter", RECORD))
+    assert rc == 3 and ssm().get_parameter(Name=RECORD)["Parameter"]["Version"] == 1
+
+
+def test_a_missing_record_is_completed(s3, binary, capsys):
+    assert run(capsys, *args(binary))[0] == 0  # published without a record
+    rc, out, err = run(capsys, *args(binary, "v1.4.0", "--record-parameter", RECORD))
+    assert rc == 0, err
+    assert "not recorded: completing" in out
+    assert json.loads(ssm().get_parameter(Name=RECORD)["Parameter"]["Value"])["release"] == "v1.4.0"
+
+
+def test_a_different_record_is_refused(s3, binary, capsys):
+    ssm().put_parameter(Name=RECORD, Value='{"release":"v1.4.0","sha256":"' + "0" * 64 + '"}', Type="String")
+    rc, _, err = run(capsys, *args(binary, "v1.4.0", "--record-parameter", RECORD))
+    assert rc == 3 and "written once" in err
+    assert json.loads(ssm().get_parameter(Name=RECORD)["Parameter"]["Value"])["sha256"] == "0" * 64
+
+
+def test_the_record_value_matches_ssm_parameter_once():
+    if str(REPO / "collections") not in sys.path:
+        sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.pulse.infra.plugins.modules import ssm_parameter_once
+
+    value = {"key": "node/pulse-node-v1.4.0", "release": "v1.4.0", "sha256": "a" * 64, "version_id": "v1"}
+    assert pp.record_value(value["key"], value["release"], value["sha256"], value["version_id"]) == \
+        ssm_parameter_once.render(value)
+
+
 # --------------------------------------------------------------------------- arguments
 
 
@@ -208,6 +258,7 @@ def test_missing_bucket_fails_clearly(binary, capsys):
     (["--os-family", "ubuntu"], "invalid choice"),
     (["--meta", "sha256=x"], "--meta"),
     (["--meta", "novalue"], "--meta"),
+    (["--record-parameter", "pulse/x"], "--record-parameter"),
 ])
 def test_bad_arguments_exit_2(binary, capsys, bad, words):
     argv = args(binary)
