@@ -271,7 +271,7 @@ def test_deploy_and_build_resolve_before_anything_changes():
     build = yaml.safe_load((REPO / "playbooks/build_node.yml").read_text())[0]
     assert build["vars"]["pulse_build_version"] == "{{ version | default(pulse_node_version) }}"
     assert build["vars"]["rust_build_version"] == "{{ pulse_build_release }}"
-    listing = build["pre_tasks"][1]
+    listing = next(t for t in build["pre_tasks"] if "ansible.builtin.command" in t)
     assert listing["ansible.builtin.command"]["argv"][:4] == ["git", "ls-remote", "--tags", "--refs"]
     assert listing["changed_when"] is False and listing["check_mode"] is False
     assert "pulse_build_release" in yaml.dump(build["pre_tasks"])
