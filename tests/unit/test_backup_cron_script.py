@@ -4,6 +4,7 @@ fsfreeze (shell scripts recording their calls): the archive and its manifest, th
 always started again, failures before anything is stopped, pruning that keeps the newest N,
 snapshots with freeze/thaw, recovery of a killed run."""
 
+import datetime
 import hashlib
 import importlib.util
 import io
@@ -386,8 +387,12 @@ def test_a_snapshot_is_taken_frozen_tagged_and_old_ones_pruned(env, volume):
         {"Key": "Project", "Value": "pulse"}, {"Key": "Env", "Value": "test"}, {"Key": "Node", "Value": "node-1"},
         {"Key": "ManagedBy", "Value": "pulse-backup"},
         {"Key": "SourceInstance", "Value": "arn:aws:ec2:us-east-2:123456789012:instance/i-0aaaaaaaaaaaaaaaa"}]}])["SnapshotId"]
-    for _ in range(3):
-        assert pb.main(["--config", env["config_file"]]) == 0
+    backup = pb.backup
+    for minute in range(3):  # three runs, each in its own minute (a backup is never overwritten)
+        stamp = datetime.datetime(2026, 1, 2, 3, minute, 5, tzinfo=datetime.timezone.utc)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pb, "backup", lambda config, stamp=stamp: backup(config, now=lambda: stamp))
+            assert pb.main(["--config", env["config_file"]]) == 0
     snaps = [s for s in ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [vol]}])["Snapshots"]
              if s["SnapshotId"] != other]
     assert len(snaps) == 2
