@@ -134,9 +134,9 @@ origin_access_control:
 """
 
 try:
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+    BOTO_ERRORS = (ClientError, BotoCoreError)
 except ImportError:
     BOTO_ERRORS = ()  # AnsibleAWSModule fails with advice when botocore is missing
 

@@ -241,9 +241,9 @@ import json
 import re
 
 try:
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+    BOTO_ERRORS = (ClientError, BotoCoreError)
 except ImportError:
     BOTO_ERRORS = ()  # AnsibleAWSModule fails with advice when botocore is missing
 
