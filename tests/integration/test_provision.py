@@ -346,10 +346,16 @@ def test_buckets_private_encrypted_versioned_tls_only(two_nodes):
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
         policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-        (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+        denies = {s["Sid"]: s for s in policy["Statement"] if s["Effect"] == "Deny"}
+        assert set(denies) == {"DenyInsecureTransport", "DenyDeletingObjects"}
+        deny = denies["DenyInsecureTransport"]
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         assert deny["Action"] in ("s3:*", ["s3:*"]) and deny["Principal"] in ("*", {"AWS": "*"})
         assert f"arn:aws:s3:::{bucket}/*" in deny["Resource"]
+        # issue #13: nobody deletes releases or backups (no break-glass principal in the lab)
+        delete = denies["DenyDeletingObjects"]
+        assert delete["Action"] == ["s3:DeleteObject", "s3:DeleteObjectVersion"] and "Condition" not in delete
+        assert delete["Resource"] == f"arn:aws:s3:::{bucket}/{'node/' if bucket == ARTIFACTS else 'backups/'}*"
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=BACKUPS)["Rules"]
     assert rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == 7
     assert rule.get("Prefix", rule.get("Filter", {}).get("Prefix")) == "backups/"
@@ -362,6 +368,10 @@ def test_alb_listeners_tls_policy_redirect_and_targets(two_nodes):
     attrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
         LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
     assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    # issue #13: access logs to the log bucket; deletion protection off in the lab only
+    assert (attrs["access_logs.s3.enabled"], attrs["access_logs.s3.bucket"], attrs["access_logs.s3.prefix"]) == (
+        "true", LOGS, "alb")
+    assert attrs["deletion_protection.enabled"] == "false"
     listeners = {li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
     assert set(listeners) == {80, 443}
     https = listeners[443]
@@ -378,7 +388,7 @@ def test_alb_listeners_tls_policy_redirect_and_targets(two_nodes):
     assert (tg["Protocol"], tg["Port"], tg["HealthCheckPath"], tg["Matcher"]["HttpCode"]) == ("HTTP", 8080, "/health", "200")
     tg_attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
         TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
-    assert tg_attrs["deregistration_delay.timeout_seconds"] == "30"
+    assert tg_attrs["deregistration_delay.timeout_seconds"] == "10"  # the lab's pulse_deregistration_delay
     targets = {t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]}
     nodes = {i["InstanceId"] for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"}
     assert targets == nodes
