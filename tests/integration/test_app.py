@@ -255,6 +255,12 @@ def test_bad_input_fails_before_anything_changes(deployed, app_dist, words):
     assert objects() == before
 
 
+def test_a_misspelt_parameter_is_refused(deployed):
+    result = run_playbook("playbooks/deploy_app.yml", extra_vars={"app_dsit": str(REPO / "lab/pulse-app")})
+    assert result.rc != 0 and "did you mean 'app_dist'" in result.output, result.output[-3000:]
+    assert "Deploy preflight" not in result.output
+
+
 # --------------------------------------------------------------------------- the lab CDN, a browser
 
 
