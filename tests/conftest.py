@@ -135,3 +135,25 @@ def wait_until(predicate, timeout, interval=1.0, what=""):
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
+
+
+# ------------------------------------------------------------------ module unit tests (moto in-process)
+
+def fake_aws_credentials(monkeypatch, region):
+    """moto's in-process AWS: dummy keys, no profile of the calling shell."""
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+
+
+def run_module_main(module, capsys, region, **args):
+    """Run a module's main() with args; returns (exit code, result dict)."""
+    from ansible.module_utils.testing import patch_module_args
+
+    args.setdefault("region", region)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+    return exc.value.code, json.loads(capsys.readouterr().out)

@@ -3,8 +3,6 @@
 No network and no lab needed: moto runs in-process.
 """
 
-import json
-from unittest import mock
 
 import boto3
 import pytest
@@ -14,10 +12,10 @@ moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 from moto import settings as moto_settings  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import acm_request as acm  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import acm_certificate_request as module  # noqa: E402
+from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 DOMAIN = "api.lab.pulse.example.com"
@@ -25,18 +23,7 @@ DOMAIN = "api.lab.pulse.example.com"
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def no_sleep():
-    """Retries and waits without real sleeping."""
-    with mock.patch("ansible_collections.amazon.aws.plugins.module_utils.cloud.time.sleep"):
-        yield
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture
@@ -51,13 +38,7 @@ def acm_issues_after(monkeypatch):
 
 
 def run_module(capsys, **args):
-    """Run the module's main() with args; returns (exit_code, result dict)."""
-    args.setdefault("region", REGION)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            module.main()
-    out = capsys.readouterr().out
-    return exc.value.code, json.loads(out)
+    return run_module_main(module, capsys, REGION, **args)
 
 
 def client():

@@ -1,8 +1,6 @@
 """Unit tests for pulse.infra.cloudfront_origin_access_control and its module_utils, on moto's
 mock_aws (in-process, no network, no lab)."""
 
-import json
-from unittest import mock
 
 import boto3
 import pytest
@@ -11,10 +9,10 @@ from botocore.stub import Stubber
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_origin_access_control as module  # noqa: E402
+from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-1"
 NAME = "pulse-lab-app"
@@ -22,25 +20,11 @@ NAME = "pulse-lab-app"
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def no_sleep():
-    with mock.patch("ansible_collections.amazon.aws.plugins.module_utils.cloud.time.sleep"):
-        yield
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 def run_module(capsys, **args):
-    args.setdefault("region", REGION)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            module.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_module_main(module, capsys, REGION, **args)
 
 
 def client():

@@ -22,6 +22,7 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_origin_access_control as oac_module  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_response_headers_policy as module  # noqa: E402
+from conftest import fake_aws_credentials  # noqa: E402  (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -46,11 +47,7 @@ def _lab_moto():
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -4,7 +4,6 @@ No network and no lab needed: moto runs in-process.
 """
 
 import json
-from unittest import mock
 
 import boto3
 import pytest
@@ -13,10 +12,10 @@ from botocore.stub import Stubber
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudwatch_dashboard as cwd  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudwatch_dashboard as module  # noqa: E402
+from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 NAME = "pulse-lab-overview"
@@ -38,25 +37,11 @@ BODY = {"widgets": [
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def no_sleep():
-    with mock.patch("ansible_collections.amazon.aws.plugins.module_utils.cloud.time.sleep"):
-        yield
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 def run_module(capsys, **args):
-    args.setdefault("region", REGION)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            module.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_module_main(module, capsys, REGION, **args)
 
 
 def client():

@@ -7,7 +7,6 @@ rendering the production inventory's ansible_ssh_common_args, and nowhere else.
 import shlex
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pulse.infra.plugins.filter import ssh as f

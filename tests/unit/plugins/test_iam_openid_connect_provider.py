@@ -15,10 +15,10 @@ from botocore.stub import ANY, Stubber
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import iam_oidc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import iam_openid_connect_provider as module  # noqa: E402
+from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 URL = "https://token.actions.githubusercontent.com"
@@ -28,27 +28,11 @@ THUMBS = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def no_sleep():
-    with mock.patch("ansible_collections.amazon.aws.plugins.module_utils.cloud.time.sleep"):
-        yield
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 def run_module(capsys, **args):
-    """Run the module's main() with args; returns (exit_code, result dict)."""
-    args.setdefault("region", REGION)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            module.main()
-    out = capsys.readouterr().out
-    return exc.value.code, json.loads(out)
+    return run_module_main(module, capsys, REGION, **args)
 
 
 def iam():
