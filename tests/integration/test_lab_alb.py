@@ -384,7 +384,7 @@ def test_registered_target_gets_no_request_until_it_passed_the_health_checks(alb
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": returning}])
     t0 = time.time()
     states, answers = [], []
-    while time.time() - t0 < 30:
+    while time.time() - t0 < 45:
         state = moto_health(elb, tg, returning)
         states.append((time.time() - t0, state[0]))
         if state[0] == "healthy":
@@ -398,14 +398,15 @@ def test_registered_target_gets_no_request_until_it_passed_the_health_checks(alb
           f"{during.get('checks', 0) - before.get('checks', 0)} health checks at the target)")
     assert states[-1][1] == "healthy", states
     assert states[0][1] == "initial", states
-    # ALB: interval 5 s, healthy threshold 2: at least one interval, at most about two (+1 s lag).
-    assert 4 <= healthy_at <= 12, states
+    # ALB: interval 5 s, healthy threshold 2: at least one interval, at most about two, plus the
+    # lab balancer's lag in following moto (seconds on a loaded 2-core machine).
+    assert 4 <= healthy_at <= 25, states
     # Not one request reached it while it was initial; the other target answered them all.
     assert answers and set(answers) == {(200, staying)}, answers
     assert during.get("requests", 0) == before.get("requests", 0), (before, during)
     assert during.get("checks", 0) - before.get("checks", 0) >= 2
     # Healthy: it gets its share.
-    wait_for(lambda: {try_get(domain)[1] for _ in range(4)} == set(alb["instances"]), timeout=5,
+    wait_for(lambda: {try_get(domain)[1] for _ in range(4)} == set(alb["instances"]), timeout=15,
              interval=0.1, what="the registered target to get traffic")
     assert counts(returning)["requests"] > during.get("requests", 0)
 
