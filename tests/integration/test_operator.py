@@ -65,7 +65,8 @@ def test_status_shows_one_line_per_node_with_what_the_nodes_say(lab):
         assert node["PrivateIpAddress"] in line
         assert f"{tags.get('PulseRelease', '-')}/{info['version']}" in line
         height = int(re.search(r"height (\d+)", line).group(1))
-        assert abs(height - get(node["PrivateIpAddress"], "/chain")["height"]) <= 30
+        now = get(node["PrivateIpAddress"], "/chain")["height"]
+        assert now - 200 <= height <= now, (height, now)  # read during the status run, a block every 2 s
         assert re.search(r"peers (\d+)", line).group(1) == str(len(nodes) - 1)
         assert "health 200" in line and "target healthy" in line
     assert "api:      https://api.lab.pulse.example.com" in proc.stdout
