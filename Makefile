@@ -46,9 +46,10 @@ status: venv ## one line per node: instance, AZ, address, release, height, peers
 lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
 
-MOLECULE_WORKERS ?= 2
+MOLECULE_WORKERS ?= 1
 
-# The molecule scenarios (one container each) run in the background, 2 at a time, while the
+# The molecule scenarios (one container each) run in the background, one at a time (the lab
+# tests in the foreground are the longer path: they get the second core), while the
 # lab tests run in order in the foreground; the lab teardown check runs last, alone. (--ignore
 # does not take a testpaths entry out of a run, --ignore-glob does: without it the foreground
 # ran every molecule scenario a second time.)
