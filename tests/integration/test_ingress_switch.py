@@ -272,9 +272,13 @@ def test_ingress_tunnel_playbook_does_nothing_with_alb(lab):
     result = run_playbook("playbooks/ingress_tunnel.yml")
     assert result.rc == 0, result.output[-3000:]
     assert result.changed == 0
-    # Only the parameter check ran (an action on the controller, no connection to a node).
-    assert re.findall(r"^TASK \[(.*?)\]", result.output, re.M) == ["Check the parameters (nothing is changed here)"]
+    # Only the parameter check and the end of the play ran (both on the controller: no
+    # connection to a node); the tunnel's tasks were not even listed.
+    assert re.findall(r"^TASK \[(.*?)\]", result.output, re.M) == [
+        "Check the parameters (nothing is changed here)",
+        "Stop here unless the ingress is the tunnel (pulse_ingress is cloudflare_tunnel)"]
     assert sum(r["ok"] for r in result.recap.values()) == 1, result.recap
+    assert sum(r["skipped"] for r in result.recap.values()) == 0, result.recap
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in result.recap.values()), result.recap
 
 

@@ -1,0 +1,63 @@
+"""plugins/strategy/controller.py: linear with Mitogen when it is installed, plain linear
+without it or with PULSE_MITOGEN=0, and used by every controller play that calls AWS."""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+PLUGIN = REPO / "plugins/strategy/controller.py"
+
+
+def load(monkeypatch, value=None):
+    if value is None:
+        monkeypatch.delenv("PULSE_MITOGEN", raising=False)
+    else:
+        monkeypatch.setenv("PULSE_MITOGEN", value)
+    spec = importlib.util.spec_from_file_location("pulse_strategy_controller_under_test", PLUGIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_with_mitogen_it_is_mitogens_linear(monkeypatch):
+    pytest.importorskip("ansible_mitogen")
+    import ansible_mitogen.strategy
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+
+    module = load(monkeypatch)
+    assert issubclass(module.StrategyModule, ansible_mitogen.strategy.StrategyMixin)
+    assert issubclass(module.StrategyModule, Linear)
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no"])
+def test_turned_off_it_is_plain_linear(monkeypatch, value):
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+
+    module = load(monkeypatch, value)
+    assert module.StrategyModule.__mro__[1] is Linear
+    assert "ansible_mitogen" not in " ".join(c.__module__ for c in module.StrategyModule.__mro__)
+
+
+def test_without_mitogen_installed_it_is_plain_linear(monkeypatch):
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+
+    monkeypatch.setitem(sys.modules, "ansible_mitogen", None)  # import fails
+    monkeypatch.setitem(sys.modules, "ansible_mitogen.loaders", None)
+    module = load(monkeypatch)
+    assert module.StrategyModule.__mro__[1] is Linear
+
+
+def test_the_controller_plays_that_call_aws_use_it_and_no_host_play_does():
+    """Mitogen does not support aws_ssm (production's door) nor wait_for_connection: only the
+    plays on localhost take it."""
+    for path in [REPO / "site.yml", *sorted((REPO / "playbooks").glob("*.yml"))]:
+        for play in re.split(r"^- name: ", path.read_text(), flags=re.M)[1:]:
+            header = play.split("\n  tasks:")[0].split("\n  pre_tasks:")[0].split("\n  roles:")[0]
+            if "strategy: pulse.infra.controller" in header:
+                assert "hosts: localhost" in header and "connection: local" in header, (path, play[:80])
+    for name in ("provision.yml", "app.yml", "teardown.yml", "ci_access.yml", "deploy_app.yml", "lab_alb.yml"):
+        assert "strategy: pulse.infra.controller" in (REPO / "playbooks" / name).read_text(), name
