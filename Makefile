@@ -17,7 +17,7 @@ help: ## list the targets and the everyday operations
 	@echo "  ansible-playbook playbooks/restart.yml [-l <node>]         drained rolling restart"
 	@echo "  ansible-playbook playbooks/status.yml                      one line per node (make status)"
 	@echo "  ansible-playbook playbooks/backup.yml -e backup_now=true   a backup now"
-	@echo "  ansible-playbook playbooks/restore.yml -l <node> ...       restore (see roles/backup_cron/README.md)"
+	@echo "  ansible-playbook playbooks/restore.yml -l <node> [-e confirm=<node>]  check a backup; restore with confirm (roles/backup_cron/README.md)"
 	@echo "  ansible-playbook playbooks/teardown.yml -e confirm=<env>   remove the stack (data kept)"
 
 venv: $(VENV)/.installed ## create .venv with everything pinned in requirements.txt

@@ -173,13 +173,24 @@ def test_a_tampered_archive_is_refused_and_nothing_is_stopped(nodes, backup):
     assert aside_dirs(node) == aside_before
 
 
-def test_verify_only_checks_a_backup_without_touching_the_node(nodes, backup):
+def test_without_confirm_a_restore_only_checks_the_backup(nodes, backup):
     node = nodes[1]
     before = unit(node)
-    result = playbook("playbooks/restore.yml", "-l", node["name"],
-                      extra_vars={"backup_node": backup["node"]["name"], "verify_only": True})
+    result = playbook("playbooks/restore.yml", "-l", node["name"], extra_vars={"backup_node": backup["node"]["name"]})
     assert result.rc == 0, result.output[-4000:]
     assert f"Backup {backup['stamp']} of {backup['node']['name']} is good" in result.output
+    assert (f"To restore it: ansible-playbook playbooks/restore.yml -l {node['name']} -e confirm={node['name']} "
+            f"-e backup={backup['stamp']} -e backup_node={backup['node']['name']}") in " ".join(result.output.split())
+    assert unit(node) == before
+    assert registered(node)
+
+
+def test_a_confirm_naming_another_node_is_refused(nodes, backup):
+    node = nodes[1]
+    before = unit(node)
+    result = playbook("playbooks/restore.yml", "-l", node["name"], extra_vars={"confirm": nodes[2]["name"]})
+    assert result.rc != 0
+    assert f"-e confirm must name the node of -l ({node['name']})" in " ".join(result.output.split())
     assert unit(node) == before
 
 
@@ -195,7 +206,7 @@ def wiped_and_restored(nodes, backup):
     sh(node, f"echo wiped > {DATA_DIR}/{marker} && chown pulse:pulse {DATA_DIR}/{marker}")
     aside_before = set(aside_dirs(node))
     start = time.time()
-    result = playbook("playbooks/restore.yml", "-l", node["name"])
+    result = playbook("playbooks/restore.yml", "-l", node["name"], extra_vars={"confirm": node["name"]})
     TIMINGS["restore.yml (wiped node)"] = time.time() - start
     assert result.rc == 0, result.output[-8000:]
     return {**node, "marker": marker, "aside": sorted(set(aside_dirs(node)) - aside_before)}
@@ -229,7 +240,8 @@ def test_another_nodes_backup_keeps_this_nodes_identity(nodes, backup, wiped_and
     (pulse-node-contract.md), so a restored node never takes the source node's identity."""
     node, source, man = nodes[2], backup["node"], backup["manifest"]
     start = time.time()
-    result = playbook("playbooks/restore.yml", "-l", node["name"], extra_vars={"backup_node": source["name"]})
+    result = playbook("playbooks/restore.yml", "-l", node["name"],
+                      extra_vars={"backup_node": source["name"], "confirm": node["name"]})
     TIMINGS["restore.yml -e backup_node (other node)"] = time.time() - start
     assert result.rc == 0, result.output[-8000:]
     assert get(node["ip"], "/info")["peer_id"] != get(source["ip"], "/info")["peer_id"]
