@@ -87,22 +87,6 @@ def test_the_deploy_recorded_the_release_of_each_node_and_of_the_environment(dep
         assert tag(node, "PulseRelease") == "v1.1.0", tag(node, "Name")
 
 
-def test_a_plain_converge_after_a_deploy_changes_nothing_on_the_nodes(deployed_v110):
-    """site.yml right after deploy_node.yml, under traffic: the nodes keep the deployed
-    release (the inventory's pulse_node_version is older), nothing on them changes, nothing
-    restarts, no request fails."""
-    pids = main_pids()
-    with Traffic(RATE) as traffic, TargetWatch(TARGET_GROUP) as watch:
-        result = run_playbook("site.yml")
-    assert result.rc == 0, result.output[-6000:]
-    assert node_changes(result) == {}, node_changes(result)
-    assert main_pids() == pids
-    assert set(versions().values()) == {"1.1.0"}
-    assert recorded_release() == "v1.1.0"
-    assert watch.max_out == 0 and not watch.left, watch.left
-    assert traffic.summary()["failed"] == 0, traffic.summary()
-
-
 @pytest.fixture(scope="module")
 def converged(deployed_v110):
     """site.yml after the deploy, with one flag changed and one node more, under traffic."""
