@@ -411,6 +411,10 @@ def test_registered_target_gets_no_request_until_it_passed_the_health_checks(alb
     assert early and set(early) == {(200, staying)}, early
     assert {answer for answer, _ in answers} <= {(200, staying), (200, returning)}, answers
     assert up_at is None or healthy_at - up_at <= 5, (up_at, healthy_at)
+    # The target's own count: every request it served meanwhile is one of the answers above
+    # (none of them before the balancer passed it), nothing else reached it.
+    assert during.get("requests", 0) - before.get("requests", 0) == \
+        sum(1 for answer, _ in answers if answer == (200, returning)), (before, during)
     assert during.get("checks", 0) - before.get("checks", 0) >= 2
     # Healthy: it gets its share.
     wait_for(lambda: {try_get(domain)[1] for _ in range(4)} == set(alb["instances"]), timeout=15,
