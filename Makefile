@@ -47,19 +47,27 @@ lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
 
 MOLECULE_WORKERS ?= 1
+# The tests that need no lab stack: they run in the background, beside the lab tests.
+BACKGROUND_TESTS := tests/unit tests/lint tests/standin
+LAB_ONLY := $(foreach d,$(BACKGROUND_TESTS) tests/molecule,--ignore-glob='$(d)/*')
 
-# The molecule scenarios (one container each) run in the background, one at a time (the lab
-# tests in the foreground are the longer path: they get the second core), while the
-# lab tests run in order in the foreground; the lab teardown check runs last, alone. (--ignore
-# does not take a testpaths entry out of a run, --ignore-glob does: without it the foreground
-# ran every molecule scenario a second time.)
+# Two lines of tests at once, one per core. The foreground is the longer path: the lab tests
+# in order (the lab itself, provisioning, site.yml, deploys, backups...). The background runs
+# the tests that need no lab stack (unit, lint, stand-in), then the molecule scenarios (one
+# container each, one at a time). The lab teardown check runs last, alone. (--ignore does
+# not take a testpaths entry out of a run, --ignore-glob does: without it the foreground ran
+# every molecule scenario a second time.)
 test: venv ## every test: lint, unit, lab, molecule. RESETS THE LAB: it is torn down at the end
 	$(VENV)/bin/python lab/labctl.py up
 	@status=0; \
-	( pytest -n $(MOLECULE_WORKERS) tests/molecule > .lab/molecule-tests.log 2>&1; \
+	( pytest $(BACKGROUND_TESTS) > .lab/background-tests.log 2>&1; echo $$? > .lab/background-tests.rc; \
+	  pytest -n $(MOLECULE_WORKERS) tests/molecule > .lab/molecule-tests.log 2>&1; \
 	  echo $$? > .lab/molecule-tests.rc ) & \
-	pytest --ignore-glob='tests/molecule/*' -m "not teardown" || status=$$?; \
+	pytest $(LAB_ONLY) -m "not teardown" || status=$$?; \
 	wait; \
+	echo "---- unit, lint, stand-in (log: .lab/background-tests.log) ----"; \
+	tail -n 40 .lab/background-tests.log; \
+	[ "$$(cat .lab/background-tests.rc)" = 0 ] || status=1; \
 	echo "---- molecule scenarios (log: .lab/molecule-tests.log) ----"; \
 	tail -n 40 .lab/molecule-tests.log; \
 	[ "$$(cat .lab/molecule-tests.rc)" = 0 ] || status=1; \

@@ -18,7 +18,7 @@ description:
     fails naming both hashes. So publishing a release twice is harmless, and overwriting one is
     impossible through this module.
   - Without O(src), only checks that the existing object's content has O(sha256) (a release
-    published before this module: its record is made from what is there).
+    published before this module, whose record is made from what is there).
   - Returns the object's C(VersionId) (versioned bucket) and sha256, what the release record pins.
 author:
   - Pulse infrastructure team
@@ -43,7 +43,7 @@ options:
     default: application/octet-stream
 notes:
   - Supports check mode (nothing is uploaded; RV(changed) says whether it would be).
-  - One C(PutObject) request (objects up to 5 GiB): If-None-Match is not accepted by the parts of
+  - One C(PutObject) request (objects up to 5 GiB), because If-None-Match is not accepted by the parts of
     a multipart upload.
 extends_documentation_fragment:
   - amazon.aws.common.modules

@@ -1,6 +1,7 @@
 """deploy_node.yml and restart.yml against the lab cluster that site.yml brought up
-(3 nodes on v1.2.0 behind the lab load balancer). Leaves every node on v1.1.0, the release
-that test_converge.py starts from."""
+(3 nodes on v1.2.0 behind the lab load balancer). A plain site.yml right after the deploy
+changes nothing (the run's idempotence check as well). Leaves every node on v1.1.0, the
+release that test_converge.py starts from."""
 
 import json
 import re
@@ -136,6 +137,28 @@ def test_deploying_the_same_version_again_changes_nothing(cluster):
     result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.1.0"})
     assert result.rc == 0, result.output[-4000:]
     assert result.changed == 0, result.changed_hosts()
+
+
+def main_pids():
+    return {n["InstanceId"]: docker("exec", n["InstanceId"], "systemctl", "show", "-p", "MainPID", "--value",
+                                    "pulse-node").stdout.strip() for n in nodes()}
+
+
+def test_a_plain_converge_after_the_deploy_changes_nothing_anywhere(cluster):
+    """site.yml right after deploy_node.yml, under traffic: the nodes keep the deployed release
+    (the inventory's pulse_node_version is v1.2.0), nothing changes on any host (this is also
+    the second site.yml of the run: test_site.py ran the first), nothing restarts, no target
+    leaves the load balancer, no request fails."""
+    pids = main_pids()
+    with Traffic(20) as traffic, TargetWatch(TARGET_GROUP) as watch:
+        result = run_playbook("site.yml")
+    assert result.rc == 0, result.output[-6000:]
+    assert result.changed == 0, result.changed_hosts()
+    assert main_pids() == pids
+    assert set(versions().values()) == {"1.1.0"}
+    assert aws("ssm").get_parameter(Name="/pulse/lab/release")["Parameter"]["Value"] == "v1.1.0"
+    assert watch.max_out == 0 and not watch.left, watch.left
+    assert traffic.summary()["failed"] == 0, traffic.summary()
 
 
 def test_broken_release_is_rolled_back_and_the_rollout_stops(cluster):
