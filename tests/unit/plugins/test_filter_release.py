@@ -222,22 +222,6 @@ def test_filter_module_exports_everything():
         assert exported[name] is getattr(f, name)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_filter_has_ansible_doc_documentation(name):
-    docs = f.FILTER_DOCS[name]
-    assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
-    doc = yaml.safe_load(docs["DOCUMENTATION"])
-    assert doc["name"] == name
-    assert doc["short_description"] and doc["description"] and doc["author"]
-    assert "_input" in doc["options"] and doc["positional"].startswith("_input")
-    for option in doc["positional"].split(", "):
-        assert option in doc["options"], f"{name}: positional {option} is not an option"
-    assert name in docs["EXAMPLES"]
-    yaml.safe_load(docs["EXAMPLES"])
-    assert "_value" in yaml.safe_load(docs["RETURN"])
-    assert set(f.FILTER_DOCS) == set(NAMES)
-
-
 # the playbooks and roles use these filters, not their own copy of the format
 
 REPO = Path(__file__).resolve().parents[3]

@@ -2,6 +2,7 @@
 EXAMPLES and RETURN (a YAML error there leaves the plugin without docs, and ansible-lint only
 logs it)."""
 
+import importlib
 import json
 import subprocess
 
@@ -43,3 +44,32 @@ def test_every_filter_is_documented():
         doc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", "filter", "--json", name],
                              cwd=REPO, capture_output=True, text=True, check=False)
         assert doc.returncode == 0 and "[ERROR]" not in doc.stderr, f"{name}: {doc.stderr}"
+
+
+SIDECARS = sorted((REPO / "plugins" / "filter").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", SIDECARS, ids=[p.stem for p in SIDECARS])
+def test_each_filter_sidecar_documents_its_filter(path):
+    """DOCUMENTATION names the filter, its input and every positional argument; EXAMPLES use
+    it; RETURN describes _value."""
+    import yaml
+
+    docs = yaml.safe_load(path.read_text())
+    assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}, path.name
+    doc = docs["DOCUMENTATION"]
+    assert doc["name"] == path.stem
+    assert doc["short_description"] and doc["description"] and doc["author"]
+    assert "_input" in doc["options"]
+    for option in doc.get("positional", "_input").split(", "):
+        assert option in doc["options"], f"{path.stem}: positional {option} is not an option"
+    assert f"pulse.infra.{path.stem}" in docs["EXAMPLES"] or path.stem in docs["EXAMPLES"]
+    assert "_value" in docs["RETURN"]
+
+
+def test_every_filter_has_a_sidecar():
+    names = set()
+    for path in (REPO / "plugins" / "filter").glob("*.py"):
+        module = importlib.import_module(f"ansible_collections.pulse.infra.plugins.filter.{path.stem}")
+        names |= set(module.FilterModule().filters())
+    assert names and names == {p.stem for p in SIDECARS}
