@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: cloudfront_origin_access_control
 short_description: Create, update or delete a CloudFront origin access control (OAC)
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Manages one CloudFront B(origin access control) by name. An origin access control lets a
     distribution sign its requests to a private origin (an S3 bucket whose policy admits only

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: cloudfront_response_headers_policy
 short_description: Create, update or delete a CloudFront response headers policy, idempotently
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Manages one CloudFront B(response headers policy) by name, that is the security headers
     (C(Strict-Transport-Security), C(X-Content-Type-Options), C(X-Frame-Options),

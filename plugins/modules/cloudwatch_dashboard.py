@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: cloudwatch_dashboard
 short_description: Create, update or delete a CloudWatch dashboard
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Manages one Amazon CloudWatch dashboard by name with C(PutDashboard) / C(DeleteDashboards).
   - Idempotent. The dashboard is only written when its current body differs from O(body) as a

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: s3_object_once
 short_description: Write an S3 object once, never over an existing one, and report its version
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - With O(src), uploads the file with C(PutObject) and the header C(If-None-Match) set to C(*), so S3 itself refuses
     to write when the key exists (whoever wrote it, whenever). The sha256 of the content goes in

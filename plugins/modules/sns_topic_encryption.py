@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: sns_topic_encryption
 short_description: Set or remove the KMS key of an SNS topic
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Sets the topic attribute C(KmsMasterKeyId) (server-side encryption) when it differs;
     M(community.aws.sns_topic) 10 has no option for it.

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: ssm_parameter_once
 short_description: Write an SSM parameter once, never over an existing value
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Creates a String parameter with C(PutParameter) and C(Overwrite=false). When it exists with
     the same value nothing changes; with another value the task fails (a record is written once).

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: vpc_flow_log
 short_description: Create or delete the flow log of a VPC delivered to CloudWatch Logs
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Manages the flow log of one VPC that delivers to one CloudWatch Logs log group, found by
     the VPC id and the log group name (never by a remembered flow log id).

@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: controller
 short_description: linear, with Mitogen's persistent interpreters when Mitogen is installed
+version_added: 0.1.0
 description:
   - >-
     For the plays that run on the controller only (C(hosts=localhost), C(connection=local)):

@@ -129,6 +129,7 @@ def test_deploying_the_other_good_tag_moves_every_node(cluster):
     assert traffic.summary()["failed"] == 0, traffic.summary()
     assert watch.max_out == 1 and len(watch.left) == 3, (watch.max_out, watch.left)
     assert set(registered_targets()) == {n["InstanceId"] for n in cluster}
+    assert result.unexpected_warnings() == []  # conftest.KNOWN_DEPRECATIONS
     status, body = through_the_load_balancer()
     assert status == 200 and body["data"] == "Pulse node is alive"
 
@@ -159,6 +160,7 @@ def test_a_plain_converge_after_the_deploy_changes_nothing_anywhere(cluster):
     assert aws("ssm").get_parameter(Name="/pulse/lab/release")["Parameter"]["Value"] == "v1.1.0"
     assert watch.max_out == 0 and not watch.left, watch.left
     assert traffic.summary()["failed"] == 0, traffic.summary()
+    assert result.unexpected_warnings() == []  # conftest.KNOWN_DEPRECATIONS
 
 
 def test_broken_release_is_rolled_back_and_the_rollout_stops(cluster):

@@ -89,6 +89,12 @@ def test_restarting_a_node_keeps_its_height(site):
     assert after >= before
 
 
+def test_the_first_run_prints_no_warning(site):
+    """Only the deprecations of code we do not own (conftest.KNOWN_DEPRECATIONS), which
+    ansible.cfg hides from operators."""
+    assert site.unexpected_warnings() == []
+
+
 def test_every_nodes_metrics_are_readable_back_from_cloudwatch(site):
     """The collector on each node publishes to the lab's moto every minute (namespace Pulse)."""
     nodes = {n["InstanceId"]: n for n in lab_nodes()}
