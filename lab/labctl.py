@@ -4,7 +4,7 @@
 Commands:
   check   verify the prerequisites and say exactly what is missing
   up      build the base image if missing, start moto and the instance backer (idempotent)
-  sync    back every moto EC2 instance by a container, once (the backer does this every second)
+  sync    back every moto EC2 instance by a container, once (the backer does this every 2 seconds)
   status  print what is running
   down    remove every lab container, network and loop device, stop moto (idempotent)
 
@@ -76,8 +76,18 @@ class LabError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
+# The backer (`watch`) stamps its lines: .lab/backer.log is read against request times
+# (lab/traffic.py Traffic.explain) and HAProxy's log.
+_log_stamps = []
+
+
 def log(msg):
-    print(f"[lab] {msg}", flush=True)
+    if _log_stamps:
+        now = time.time()
+        print(f"[lab {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d}Z] {msg}",
+              flush=True)
+    else:
+        print(f"[lab] {msg}", flush=True)
 
 
 def run(cmd, check=True, capture=True, input_data=None, env=None, timeout=None):
@@ -593,8 +603,9 @@ def prune_networks(live_subnets):
             log(f"network {name} removed" + (f" (disconnected {', '.join(attached)})" if attached else ""))
 
 
-def watch(interval=1.0):
+def watch(interval=2.0):
     """The instance backer: sync forever, never dying on a passing error."""
+    _log_stamps.append(True)
     log("instance backer started")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lab_alb  # the lab's load balancer (HAProxy) for moto ALBs; see lab/alb/README.md

@@ -62,7 +62,13 @@ class LabTargetHealth:
       not passed HealthyThresholdCount times yet, then ``healthy`` or ``unhealthy``;
     - a deregistered (or terminated) target is ``draining`` (``Target.DeregistrationInProgress``)
       for the target group's ``deregistration_delay.timeout_seconds`` from the moment of the
-      call, listed with the registered ones, then ``unused`` (``Target.NotRegistered``);
+      call, listed with the registered ones, then ``unused`` (``Target.NotRegistered``) — and
+      never before the lab balancer has said it serves a configuration made after the call
+      (a post with ``as_of`` later than the call), i.e. no HAProxy worker takes new requests
+      for the target any more. The ALB's data plane also stops routing to a deregistered
+      target a moment after the call; the lab's takes a reload, which on a loaded machine can
+      take longer than a short delay, and a node restarted at "unused" while HAProxy still
+      routes to it costs a request. A drain that had to wait for that is logged;
     - a stopped instance stays moto's ``unused`` (``Target.InvalidState``).
 
     A post says for which registrations it holds (``as_of``: when the lab balancer read the
@@ -91,7 +97,8 @@ class LabTargetHealth:
         self.claims = {}  # tg arn -> claim lapses at
         self.posted = {}  # tg arn -> {"as_of": t, "targets": {id: {"State":...}}}
         self.registered_at = {}  # (tg arn, target id) -> when registered (this moto process)
-        self.draining = {}  # (tg arn, target id) -> {"port": p, "until": t}
+        self.draining = {}  # (tg arn, target id) -> {"port": p, "since": call, "until": call + delay}
+        self.log = lambda msg: print(f"[moto-lab] {msg}", flush=True)
 
     # ----------------------------------------------------------------- state
 
@@ -125,8 +132,9 @@ class LabTargetHealth:
                 "now": now,
                 "claims": {arn: round(until - now, 3) for arn, until in self.claims.items() if until > now},
                 "posted": self.posted,
-                "draining": {f"{arn} {tid}": {"port": d["port"], "left": round(d["until"] - now, 3)}
-                             for (arn, tid), d in self.draining.items() if d["until"] > now},
+                "draining": {f"{arn} {tid}": {"port": d["port"], "left": round(d["until"] - now, 3),
+                                              "balancer_reloaded": self._reloaded_since(arn, d["since"])}
+                             for (arn, tid), d in self.draining.items()},
             }
 
     def on_register(self, arn, target_ids):
@@ -148,8 +156,27 @@ class LabTargetHealth:
             delay = 300.0
         with self.lock:
             for target in targets:
-                self.draining[(arn, target["Id"])] = {"port": target.get("Port"), "until": now + delay}
+                self.draining[(arn, target["Id"])] = {"port": target.get("Port"), "since": now,
+                                                      "until": now + delay}
                 self.registered_at.pop((arn, target["Id"]), None)
+
+    def _reloaded_since(self, arn, since):
+        """The lab balancer's last post for this group is about a configuration read after
+        `since` (the deregistration call)."""
+        return (self.posted.get(arn) or {}).get("as_of", 0.0) >= since
+
+    def _end_drains(self, now):
+        for (arn, tid), d in list(self.draining.items()):
+            if d["until"] > now:
+                continue
+            if not self._reloaded_since(arn, d["since"]):
+                d["late"] = True  # the delay is over, the balancer has not reloaded without it yet
+                continue
+            del self.draining[(arn, tid)]
+            if d.get("late"):
+                self.log(f"{tid} in {arn.rsplit('/', 2)[-2]}: draining ended {now - d['until']:.1f}s after "
+                         f"its deregistration delay, when the lab balancer had reloaded without it "
+                         f"({now - d['since']:.1f}s after the call)")
 
     # ----------------------------------------------------------------- answers
 
@@ -161,8 +188,7 @@ class LabTargetHealth:
         if not self.claimed(arn, now):
             return original(backend, arn, targets)
         with self.lock:
-            for key in [k for k, d in self.draining.items() if d["until"] <= now]:
-                del self.draining[key]
+            self._end_drains(now)
             if not targets:
                 targets = list(target_group.targets.values()) + [
                     {"Id": tid, "Port": d["port"]} for (tg, tid), d in self.draining.items()

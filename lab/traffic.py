@@ -11,7 +11,10 @@ Every loop here stops by itself (MAX_SECONDS).
     traffic.summary()  # {'sent': ..., 'failed': ..., 'statuses': ..., 'p50_ms': ..., 'p99_ms': ...}
 """
 
+import calendar
+import re
 import ssl
+import subprocess
 import threading
 import time
 import urllib.error
@@ -23,6 +26,26 @@ import boto3
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN = "api.lab.pulse.example.com"
 MAX_SECONDS = 1200
+
+
+# The lab balancer's container for the lab's own ALB (lab_alb.CONTAINER_PREFIX + the ALB name).
+ALB_CONTAINER = "pulse-lab-alb-pulse-lab-alb"
+# An HAProxy httplog line's status, when it is not 2xx/3xx: after the five timers a/b/c/d/e.
+HTTPLOG_NOT_2XX = re.compile(r" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ [1456]\d\d ")
+BACKER_STAMP = re.compile(r"^\[lab (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\]")
+
+
+def utc(wall):
+    return time.strftime("%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1000):03d}Z"
+
+
+def stamp(line):
+    """The epoch time of a backer log line (`[lab 2026-12-02T03:18:40.123Z] ...`), 0 when it
+    has none."""
+    match = BACKER_STAMP.match(line)
+    if not match:
+        return 0.0
+    return calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")) + float(match.group(2) or 0)
 
 
 def aws(service):
@@ -42,12 +65,12 @@ class Traffic(threading.Thread):
         super().__init__(daemon=True)
         self.rate, self.port, self.domain, self.settle = rate, port, domain, settle
         self.stop = threading.Event()
-        self.results = []  # (monotonic start, path, ok, seconds, status)
+        self.results = []  # (monotonic start, path, ok, seconds, status, wall-clock start)
         self.context = ssl.create_default_context(cafile=str(REPO / ".lab/ca/ca.crt"))
         self._inflight = []
 
     def one(self, path):
-        start = time.monotonic()
+        wall, start = time.time(), time.monotonic()
         status = 0
         try:
             req = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}", headers={"Host": self.domain})
@@ -58,7 +81,7 @@ class Traffic(threading.Thread):
             status = exc.code
         except (urllib.error.URLError, OSError):
             status = 0
-        self.results.append((start, path, 200 <= status < 300, time.monotonic() - start, status))
+        self.results.append((start, path, 200 <= status < 300, time.monotonic() - start, status, wall))
 
     def run(self):
         interval = 1.0 / self.rate
@@ -89,6 +112,31 @@ class Traffic(threading.Thread):
 
     def failed(self):
         return [r for r in self.results if not r[2]]
+
+    def explain(self, alb_container=ALB_CONTAINER, window=15.0):
+        """The failed requests (UTC time, path, status, latency) and, to tell why, what the lab
+        balancer logged for them (HAProxy's httplog: server, timers, termination state) and the
+        lab backer's lines (reloads, registrations) from `window` seconds before the first
+        failure to `window` seconds after the last. For an assertion message."""
+        failed = self.failed()
+        if not failed:
+            return "no failed request"
+        first, last = failed[0][5], failed[-1][5]
+        lines = [f"{len(failed)} of {len(self.results)} requests failed:"]
+        lines += [f"  {utc(r[5])} {r[1]} -> {r[4] or 'no answer'} after {r[3] * 1000:.0f} ms" for r in failed[:20]]
+        proc = subprocess.run(
+            ["docker", "logs", "--timestamps", "--since", f"{first - window:.3f}", "--until",
+             f"{last + window:.3f}", alb_container], capture_output=True, text=True, check=False)
+        answers = [line for line in (proc.stdout + proc.stderr).splitlines() if HTTPLOG_NOT_2XX.search(line)]
+        lines += [f"lab balancer ({alb_container}), answers other than 2xx/3xx:"] + \
+                 [f"  {line}" for line in answers[:40]] + ([f"  ({proc.stderr.strip()[:300]})"] if proc.returncode else [])
+        try:
+            backer = (REPO / ".lab" / "backer.log").read_text().splitlines()
+        except OSError:
+            backer = []
+        near = [line for line in backer if first - window <= stamp(line) <= last + window]
+        lines += ["lab backer (.lab/backer.log) around them:"] + [f"  {line}" for line in near[-60:]]
+        return "\n".join(lines)
 
     def summary(self):
         latencies = [r[3] * 1000 for r in self.results if r[2]]

@@ -76,7 +76,7 @@ def deployed_v110(lab):
         result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.1.0"})
     assert result.rc == 0, result.output[-6000:]
     assert set(versions().values()) == {"1.1.0"}
-    assert traffic.summary()["failed"] == 0, traffic.summary()
+    assert traffic.summary()["failed"] == 0, traffic.explain()
     assert watch.max_out <= 1
     return result
 
@@ -96,7 +96,7 @@ def converged(deployed_v110):
         result = run_playbook("site.yml", extra_vars={"pulse_node_systemd_interval": INTERVAL,
                                                       "pulse_node_count": 4})
     assert result.rc == 0, result.output[-6000:]
-    return {"result": result, "before": before, "pids": pids, "traffic": traffic.summary(), "watch": watch}
+    return {"result": result, "before": before, "pids": pids, "traffic": traffic, "watch": watch}
 
 
 def test_a_converge_after_a_deploy_keeps_the_release_and_restarts_a_changed_node_drained(converged):
@@ -119,7 +119,7 @@ def test_a_converge_after_a_deploy_keeps_the_release_and_restarts_a_changed_node
     assert "pulse_node_version is v1.2.0 in the inventory, but the environment runs v1.1.0" in result.output
     assert "ansible-playbook deploy_node.yml -e version=v1.2.0" in result.output
     assert recorded_release() == "v1.1.0"
-    assert converged["traffic"]["failed"] == 0, converged["traffic"]
+    assert converged["traffic"].summary()["failed"] == 0, converged["traffic"].explain()
 
 
 def test_a_node_added_by_scaling_out_gets_the_recorded_release_and_peers_with_all(converged):

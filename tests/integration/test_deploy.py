@@ -126,7 +126,7 @@ def test_deploying_the_other_good_tag_moves_every_node(cluster):
         result = run_playbook("deploy_node.yml", extra_vars={"version": "v1.1.0"})
     assert result.rc == 0, result.output[-6000:]
     assert set(versions().values()) == {"1.1.0"}
-    assert traffic.summary()["failed"] == 0, traffic.summary()
+    assert traffic.summary()["failed"] == 0, traffic.explain()
     assert watch.max_out == 1 and len(watch.left) == 3, (watch.max_out, watch.left)
     assert set(registered_targets()) == {n["InstanceId"] for n in cluster}
     assert result.unexpected_warnings() == []  # conftest.KNOWN_DEPRECATIONS
@@ -159,7 +159,7 @@ def test_a_plain_converge_after_the_deploy_changes_nothing_anywhere(cluster):
     assert set(versions().values()) == {"1.1.0"}
     assert aws("ssm").get_parameter(Name="/pulse/lab/release")["Parameter"]["Value"] == "v1.1.0"
     assert watch.max_out == 0 and not watch.left, watch.left
-    assert traffic.summary()["failed"] == 0, traffic.summary()
+    assert traffic.summary()["failed"] == 0, traffic.explain()
     assert result.unexpected_warnings() == []  # conftest.KNOWN_DEPRECATIONS
 
 

@@ -483,9 +483,46 @@ def test_moto_terminated_target_drains_then_is_unused(lab_moto):
     lab.post({"ttl": 100, "target_groups": {tg: {"as_of": clock["now"], "targets": {ids[0]: {"State": "healthy"}}}}})
     lab_moto["ec2"].terminate_instances(InstanceIds=[ids[0]])
     assert health() == {ids[0]: ("draining", "Target.DeregistrationInProgress")}
-    clock["now"] += 31
+    clock["now"] += 1
+    lab.post({"ttl": 100, "target_groups": {tg: {"as_of": clock["now"], "targets": {}}}})
+    clock["now"] += 30
     assert health() == {}
     assert health(ids[0]) == {ids[0]: ("unused", "Target.NotRegistered")}
+
+
+def test_moto_drains_until_the_lab_balancer_has_reloaded_without_the_target(lab_moto):
+    """The delay is over but HAProxy still routes to the target (its reload is late on a busy
+    machine): still draining, so that nobody restarts a node that still gets requests."""
+    lab, clock, elb, tg, ids, health = (lab_moto[k] for k in ("lab", "clock", "elb", "tg", "ids", "health"))
+    logged = []
+    lab.log = logged.append
+    a = ids[0]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": a}])
+    lab.post({"ttl": 100, "target_groups": {tg: {"as_of": clock["now"], "targets": {a: {"State": "healthy"}}}}})
+    clock["now"] += 1
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": a}])
+    called = clock["now"]
+    clock["now"] += 31  # past the 30 s delay; the last post is about a configuration from before the call
+    assert health(a) == {a: ("draining", "Target.DeregistrationInProgress")}
+    lab.post({"ttl": 100, "target_groups": {tg: {"as_of": called - 0.5, "targets": {}}}})
+    assert health(a) == {a: ("draining", "Target.DeregistrationInProgress")}
+    assert lab.show()["draining"][f"{tg} {a}"]["balancer_reloaded"] is False
+    clock["now"] += 4
+    lab.post({"ttl": 100, "target_groups": {tg: {"as_of": called + 0.2, "targets": {}}}})
+    assert health(a) == {a: ("unused", "Target.NotRegistered")}
+    assert logged == [f"{a} in t: draining ended 5.0s after its deregistration delay, when the lab "
+                      "balancer had reloaded without it (35.0s after the call)"]
+
+
+def test_moto_drain_without_a_lab_balancer_is_the_delay_alone(lab_moto):
+    lab, clock, elb, tg, ids, health = (lab_moto[k] for k in ("lab", "clock", "elb", "tg", "ids", "health"))
+    a = ids[0]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": a}])
+    lab.post({"ttl": 15, "target_groups": {tg: {"as_of": clock["now"], "targets": {a: {"State": "healthy"}}}}})
+    clock["now"] += 1
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": a}])
+    clock["now"] += 31  # no post since: the claim lapsed, moto answers as moto
+    assert health(a) == {a: ("unused", "Target.NotRegistered")}
 
 
 def test_moto_lab_endpoint_refuses_unknown_states(lab_moto):
