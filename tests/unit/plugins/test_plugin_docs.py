@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, VENV_BIN
 
 # plugins/action/entry_point.py is the action side of the module of that name (documented there).
-KINDS = {"modules": "module", "filter": "filter", "strategy": "strategy"}
+KINDS = {"modules": "module", "filter": "filter", "strategy": "strategy", "callback": "callback"}
 
 
 def plugins():
