@@ -1,15 +1,18 @@
 """What an operator types, caught before it bites: misspelt parameters refused with a
-"did you mean", -e help, the one-line status, and lab/aws (never a real account).
+"did you mean", -e help, the one-line status, and lab/aws (never a real account); and the
+commands the READMEs show work as written (tests/docs_commands.yml, entries `run` and `node`).
 
 Needs the lab stack from test_site.py (3 nodes); changes nothing in it."""
 
+import datetime
 import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import REPO, ansible_env, aws, get, run_playbook
+from conftest import REPO, ansible_env, aws, get, run_playbook, wait_until
+from docs_commands import registry
 
 pytestmark = pytest.mark.lab
 
@@ -83,3 +86,40 @@ def test_lab_aws_talks_to_the_lab_and_refuses_without_it(lab):
     refused = subprocess.run([str(REPO / "lab/aws"), "s3", "ls"], env=env, text=True, capture_output=True, check=False)
     assert refused.returncode == 2 and refused.stdout == ""
     assert "refusing to run" in refused.stderr
+
+
+DOC_RUNS = [e for e in registry() if "run" in e or "node" in e]
+
+
+@pytest.fixture(scope="module")
+def placeholders():
+    """What the `run_as` forms of placeholder commands take: node 1's instance id, its newest
+    backup, the dates around today."""
+    node1 = next(i for i in instances() if {t["Key"]: t["Value"] for t in i["Tags"]}.get("Name") == "pulse-lab-node-1")
+    listed = aws("s3").list_objects_v2(Bucket="pulse-lab-backups-0001", Prefix="backups/lab/pulse-lab-node-1/",
+                                       Delimiter="/")
+    stamps = sorted(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in listed.get("CommonPrefixes", []))
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    return {"{node1_id}": node1["InstanceId"], "{backup_timestamp}": stamps[-1] if stamps else "none",
+            "{yesterday}": str(today - datetime.timedelta(days=1)), "{tomorrow}": str(today + datetime.timedelta(days=1))}
+
+
+@pytest.mark.parametrize("entry", DOC_RUNS, ids=[e["command"][:70] for e in DOC_RUNS])
+def test_a_command_the_docs_show_works_as_written(lab, placeholders, entry):
+    command = entry.get("run_as", entry["command"])
+    for token, value in placeholders.items():
+        command = command.replace(token, value)
+    if "node" in entry:  # on node 1 (the designated backup node), as the runbooks say
+        proc = subprocess.run(["ansible", "pulse_node", "-l", "pulse-lab-node-1", "--become", "-a", command],
+                              cwd=REPO, env=ansible_env(), text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=300, check=False)
+        # (a `systemctl status` of a timer-driven oneshot exits 3 between runs: the text is what counts)
+        assert "UNREACHABLE" not in proc.stdout and entry["node"] in proc.stdout, proc.stdout[-3000:]
+    else:
+        proc = subprocess.run(command, shell=True, executable="/bin/bash", cwd=REPO, env=ansible_env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, check=False)
+        assert proc.returncode == 0 and entry["run"] in proc.stdout, proc.stdout[-3000:]
+    # a command that restarts a node (the emergency one-liner) leaves it answering for the next
+    for node in instances():
+        wait_until(lambda ip=node["PrivateIpAddress"]: get(ip, "/health", timeout=2) is not None, timeout=60,
+                   what=f"{node['PrivateIpAddress']} to answer /health")
