@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import aws, docker, get, run_playbook, wait_until
+from docs_commands import commands
 
 pytestmark = pytest.mark.lab
 
@@ -233,6 +234,34 @@ def test_the_previous_data_was_moved_aside_not_deleted(backup, wiped_and_restore
     assert sh(node, f"test -e {DATA_DIR}/{marker}", check=False).returncode == 1
     owners = sh(node, f"find {DATA_DIR} -mindepth 1 ! -path '{DATA_DIR}/lost+found*' -printf '%u\\n' | sort -u").stdout.split()
     assert owners == ["pulse"], owners
+
+
+def runbook_way_back():
+    """The commands of roles/backup_cron/README.md's "go back by hand" block, as shown there."""
+    found = [(line, command) for doc, line, command, _, _ in commands()
+             if doc.name == "README.md" and doc.parent.name == "backup_cron"]
+    block = next(line for line, command in found if "data.failed-restore" in command)
+    return [command for line, command in found if line == block]
+
+
+def test_the_way_back_by_hand_works_as_the_runbook_says(wiped_and_restored):
+    """roles/backup_cron/README.md: after a restore, put the previous data back by hand on the
+    node (stop, move the restored data aside, move the previous data back, start), then
+    playbooks/restart.yml -l <node>: the node runs on its previous data again, drained and
+    registered back."""
+    node, marker, aside = wiped_and_restored, wiped_and_restored["marker"], wiped_and_restored["aside"]
+    steps = runbook_way_back()
+    assert [s.split()[0] for s in steps] == ["systemctl", "mkdir", "find", "systemctl"], steps
+    stamp = aside[0].rsplit(".before-restore-", 1)[1]
+    for step in steps:
+        sh(node, step.replace("<time>", stamp))
+    assert sh(node, f"cat {DATA_DIR}/{marker}").stdout.strip() == "wiped"
+    assert sh(node, f"test -s {DATA_DIR}.failed-restore/chain.jsonl").returncode == 0
+    result = playbook("playbooks/restart.yml", "-l", node["name"])
+    assert result.rc == 0, result.output[-6000:]
+    assert registered(node)
+    assert sh(node, f"find {DATA_DIR}.before-restore-{stamp} -mindepth 1", check=False).stdout.strip() == ""
+    sh(node, f"rm -rf {DATA_DIR}.failed-restore {DATA_DIR}.before-restore-{stamp}")  # the README's last step
 
 
 def test_another_nodes_backup_keeps_this_nodes_identity(nodes, backup, wiped_and_restored):
