@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help venv lab lab-up lab-down lab-status status test lint
+.PHONY: help venv lab lab-up lab-down lab-status status test lint unit
 
 help: ## list the targets and the everyday operations
 	@echo "Targets:"
@@ -45,6 +45,9 @@ status: venv ## one line per node: instance, AZ, address, release, height, peers
 
 lint: venv ## ansible-lint, production profile
 	ansible-lint --offline --profile production
+
+unit: venv ## unit tests only: no lab, no Docker, no root (two workers)
+	pytest -n 2 -p no:cacheprovider tests/unit
 
 MOLECULE_WORKERS ?= 1
 # The tests that need no lab stack: they run in the background, beside the lab tests.
