@@ -619,13 +619,32 @@ def haproxy_command(sock, command, timeout=3.0):
     return b"".join(chunks).decode(errors="replace")
 
 
-def master_reloads(state_dir):
-    """(reloads, failed reloads) as the master counts them (`show proc`)."""
+def master_processes(state_dir):
+    """The master's `show proc`: {"reloads", "failed", "workers": [pid...], "old": [pid...]}.
+
+    The master counts a reload when it re-executes itself; its new workers take over the
+    listeners only once it has loaded the configuration and forked them, and the workers of
+    before are listed as old until they have finished their connections. A reload is over
+    (every new connection meets the new configuration) when no old worker is left."""
+    out = {"workers": [], "old": []}
+    section = None
     for line in haproxy_command(state_dir / MASTER_SOCKET, "show proc").splitlines():
         fields = line.split()
-        if len(fields) > 4 and fields[1] == "master" and fields[3] == "[failed:":
-            return int(fields[2]), int(fields[4].rstrip("]"))
-    raise labctl.LabError("unexpected `show proc` answer from the HAProxy master")
+        if line.startswith("# "):
+            section = {"# workers": "workers", "# old workers": "old"}.get(line.strip())
+        elif len(fields) > 4 and fields[1] == "master" and fields[3] == "[failed:":
+            out["reloads"], out["failed"] = int(fields[2]), int(fields[4].rstrip("]"))
+        elif section and len(fields) > 1 and fields[1] == "worker" and fields[0].isdigit():
+            out[section].append(int(fields[0]))
+    if "reloads" not in out:
+        raise labctl.LabError("unexpected `show proc` answer from the HAProxy master")
+    return out
+
+
+def master_reloads(state_dir):
+    """(reloads, failed reloads) as the master counts them (`show proc`)."""
+    procs = master_processes(state_dir)
+    return procs["reloads"], procs["failed"]
 
 
 def servers_state(state_dir):

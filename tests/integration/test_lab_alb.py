@@ -145,9 +145,14 @@ def settled(instances):
     return {server.split(":")[0] for _, server in passed} >= set(instances)
 
 
-def reloads():
-    """How often the HAProxy master has reloaded its workers."""
-    return lab_alb.master_reloads(REPO / ".lab" / "alb" / NAME)[0]
+def generation():
+    """(reloads, workers) of the HAProxy master once its last reload is over (no old worker
+    left: every new connection meets the same workers), else None (reloading)."""
+    try:
+        procs = lab_alb.master_processes(REPO / ".lab" / "alb" / NAME)
+    except (OSError, lab_alb.labctl.LabError):
+        return None  # the master is re-executing itself
+    return None if procs["old"] else (procs["reloads"], tuple(procs["workers"]))
 
 
 def moto_health(elb, tg, iid):
@@ -309,14 +314,14 @@ def test_playbook_does_nothing_outside_the_lab(lab):
 def test_https_health_answers_from_both_targets_in_turn(alb):
     domain = alb["domain"]
     # A reload starts new workers whose round robin starts over: the sequence counts only when
-    # no reload happened during it (the fixture waited for the last one the registration causes).
-    for _ in range(3):
-        before = reloads()
+    # the same workers served all of it (no reload under way before it, none begun during it).
+    for _ in range(5):
+        before = wait_for(generation, timeout=30, interval=0.1, what="the balancer to finish its reload")
         seen = https_health_instances(domain, 6)
-        if reloads() == before:
+        if generation() == before:
             break
     else:
-        pytest.fail("the balancer reloaded during each of 3 sequences of 6 requests")
+        pytest.fail("the balancer reloaded during each of 5 sequences of 6 requests")
     assert set(seen) == set(alb["instances"])
     assert all(a != b for a, b in zip(seen, seen[1:])), f"round robin expected: {seen}"
 

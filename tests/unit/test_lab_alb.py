@@ -534,3 +534,26 @@ def test_moto_lab_endpoint_refuses_unknown_states(lab_moto):
                lambda status, headers: answers.append(status))
     assert answers == ["200 OK"] and b"claims" in body[0]
     assert app({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, None) == [b"moto"]
+
+
+SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <version>
+1               master          5 [failed: 0]   0d00h02m16s     2.6.12-1+deb12u3
+# workers
+100             worker          0               0d00h00m01s     2.6.12-1+deb12u3
+# old workers
+96              worker          1               0d00h00m09s     2.6.12-1+deb12u3
+# programs
+
+"""
+
+
+def test_the_master_lists_its_workers_and_the_old_ones_still_finishing(monkeypatch, tmp_path):
+    monkeypatch.setattr(lab_alb, "haproxy_command", lambda sock, command: SHOW_PROC)
+    assert lab_alb.master_processes(tmp_path) == {"reloads": 5, "failed": 0, "workers": [100], "old": [96]}
+    assert lab_alb.master_reloads(tmp_path) == (5, 0)
+    settled = SHOW_PROC.replace("96              worker          1               0d00h00m09s     2.6.12-1+deb12u3\n", "")
+    monkeypatch.setattr(lab_alb, "haproxy_command", lambda sock, command: settled)
+    assert lab_alb.master_processes(tmp_path)["old"] == []
+    monkeypatch.setattr(lab_alb, "haproxy_command", lambda sock, command: "Unknown command\n")
+    with pytest.raises(lab_alb.labctl.LabError):
+        lab_alb.master_processes(tmp_path)
