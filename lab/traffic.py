@@ -15,6 +15,7 @@ import calendar
 import re
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -23,13 +24,16 @@ from pathlib import Path
 
 import boto3
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lab_alb  # noqa: E402  (lab/lab_alb.py: the container of an ALB)
+
 REPO = Path(__file__).resolve().parent.parent
 DOMAIN = "api.lab.pulse.example.com"
 MAX_SECONDS = 1200
 
 
-# The lab balancer's container for the lab's own ALB (lab_alb.CONTAINER_PREFIX + the ALB name).
-ALB_CONTAINER = "pulse-lab-alb-pulse-lab-alb"
+# The lab balancer's container for the lab's own ALB.
+ALB_CONTAINER = lab_alb.container_name("pulse-lab-alb")
 # An HAProxy httplog line's status, when it is not 2xx/3xx: after the five timers a/b/c/d/e.
 HTTPLOG_NOT_2XX = re.compile(r" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ [1456]\d\d ")
 BACKER_STAMP = re.compile(r"^\[lab (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\]")

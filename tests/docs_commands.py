@@ -8,14 +8,17 @@ A command is a line of a fenced ``sh`` block (continuation lines joined, a trail
   with the paragraph before it) says "AWS only" (or "AWS and Cloudflare only"), sits in a table column headed AWS, or the command
   names the production inventory (``-i inventories/production``);
 - or listed in tests/docs_commands.yml, which says how the lab proves it:
-  ``run``  — tests/integration/test_operator.py runs it as written, in the lab, from the
-             repository root (``expect``: a text its output must contain);
-  ``node`` — the same, on pulse-lab-node-1 through ``ansible --become -a`` (read-only commands of
-             the runbooks that run on a node);
-  ``test`` — an integration test runs it (the same playbook, target or script with the
+  ``run: <text>``  — tests/integration/test_operator.py runs it as written, in the lab, from the
+             repository root; its output must contain the text;
+  ``node: <text>`` — the same, on pulse-lab-node-1 through ``ansible --become -a`` (read-only
+             commands of the runbooks that run on a node);
+  ``run_as``       — with ``run`` or ``node``: what is run instead when the shown form has a
+             placeholder (``<node>``, ``i-…``), the placeholder filled in;
+  ``test``         — an integration test runs it (the same playbook, target or script with the
              documented parameters, through the tests' helpers): ``<file>::<test function>``;
   ``not_a_command`` — the span is not a command to type (a package list, a handler's name, a
-             placeholder such as ``aws …``), with why.
+             placeholder such as ``aws …``), with why;
+  ``not_run``      — shown and run by no test, with why (the benchmark).
 
 tests/unit/test_docs_commands.py checks that every command is one of these and that each named
 test exists; the integration test runs the ``run`` and ``node`` ones.

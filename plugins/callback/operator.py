@@ -38,10 +38,16 @@ class CallbackModule(_Default):
     CALLBACK_NAME = "pulse.infra.operator"
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        if self._prints_error_summary(result) and not result.task.loop:
-            # the [ERROR] line above the fatal one already says it, with the task's origin
-            result.result.pop("msg", None)
-        super().v2_runner_on_failed(result, ignore_errors)
+        if not (self._prints_error_summary(result) and not result.task.loop and "msg" in result.result):
+            super().v2_runner_on_failed(result, ignore_errors)
+            return
+        # the [ERROR] line above the fatal one already says it, with the task's origin; the msg is
+        # put back afterwards, for the other callbacks that read the same result
+        msg = result.result.pop("msg")
+        try:
+            super().v2_runner_on_failed(result, ignore_errors)
+        finally:
+            result.result["msg"] = msg
 
     def _prints_error_summary(self, result):
         """The default's _handle_exception will print an [ERROR] summary of this failure."""

@@ -10,10 +10,11 @@ import re
 import pytest
 
 from conftest import REPO
+from docs_commands import AWS_MARKS
 
 DOCS = [REPO / "README.md", *sorted(REPO.glob("roles/*/README.md")), *sorted(REPO.glob("lab/**/README.md"))]
 AWS_CLI = re.compile(r"(?<![\w/.-])aws (?:s3|s3api|ec2|ssm|logs|cloudwatch|iam|sts|elbv2|cloudfront|route53|acm|sns|kms)\b")
-MARKS = ("lab/aws", "AWS only", "AWS and Cloudflare only")
+MARKS = ("lab/aws", *AWS_MARKS)
 
 
 def places(text):
