@@ -1,6 +1,7 @@
 """lab/pulse-node/make-release-repo.sh: tags, reproducibility, idempotence,
-every tag carrying the current stand-in source, and the broken v1.3.0 release
-(builds, reports 1.3.0, /health 503, otherwise the current behaviour)."""
+every tag carrying the current stand-in source, the broken v1.3.0 release
+(builds, reports 1.3.0, /health 503, otherwise the current behaviour), v1.4.1
+whose own tests fail, and an older stand-in's repository made again."""
 
 import os
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 from standin_helpers import CRATE, assert_wrapper, http
 
 SCRIPT = CRATE / "make-release-repo.sh"
-TAGS = ["v1.1.0", "v1.2.0", "v1.3.0"]
+TAGS = ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.4.1"]
 
 
 def git(repo, *args):
@@ -30,14 +31,17 @@ def test_release_repo(tmp_path):
     assert git(dest, "rev-parse", "main") == commits["v1.2.0"]
     assert git(dest, "symbolic-ref", "HEAD") == "refs/heads/main"
     assert git(dest, "status", "--porcelain") == ""
-    for tag, broken in (("v1.1.0", "false"), ("v1.2.0", "false"), ("v1.3.0", "true")):
+    for tag, broken, tests_pass in (("v1.1.0", "false", "true"), ("v1.2.0", "false", "true"),
+                                    ("v1.3.0", "true", "true"), ("v1.4.0", "false", "true"),
+                                    ("v1.4.1", "false", "false")):
         version = tag[1:]
         assert f'version = "{version}"' in git(dest, "show", f"{tag}:node/Cargo.toml")
         assert f'version = "{version}"' in git(dest, "show", f"{tag}:node/Cargo.lock")
         assert f"pub const BROKEN: bool = {broken};" in git(dest, "show", f"{tag}:node/src/build_mode.rs")
+        assert f"pub const TESTS_PASS: bool = {tests_pass};" in git(dest, "show", f"{tag}:node/src/build_mode.rs")
         files = git(dest, "ls-tree", "-r", "--name-only", tag).split()
         assert "node/src/main.rs" in files
-        # the tag carries this stand-in's current source: only the version and BROKEN differ
+        # the tag carries this stand-in's current source: only the version, BROKEN and TESTS_PASS differ
         sources = sorted(p.name for p in (CRATE / "src").glob("*.rs"))
         assert sorted(f[len("node/src/"):] for f in files if f.startswith("node/src/")) == sources
         for name in sources:
@@ -55,6 +59,22 @@ def test_release_repo(tmp_path):
     other = tmp_path / "elsewhere" / "pulse"
     assert run_script(other).returncode == 0
     assert {t: git(other, "rev-parse", f"{t}^{{commit}}") for t in TAGS} == commits
+
+    # a repository an older version of the script made (without the newest tags) is made again
+    older = tmp_path / "older" / "pulse"
+    assert run_script(older).returncode == 0
+    git(older, "tag", "-d", "v1.4.1")
+    remade = run_script(older)
+    assert remade.returncode == 0, remade.stderr
+    assert "making it again" in remade.stdout
+    assert {t: git(older, "rev-parse", f"{t}^{{commit}}") for t in TAGS} == commits
+    assert not [p for p in older.parent.iterdir() if p.name != "pulse"]
+
+    # a git repository the script did not make is never replaced
+    foreign = tmp_path / "foreign"
+    subprocess.run(["git", "init", "-q", str(foreign)], check=True)
+    assert run_script(foreign).returncode != 0
+    assert not (foreign / "node").exists()
 
     # a non-empty directory that is not the release repository is refused
     junk = tmp_path / "junk"
