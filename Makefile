@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help venv lab lab-up lab-down lab-status status test lint unit
+.PHONY: help venv lab lab-up lab-down lab-status lab-release status test lint unit
 
 help: ## list the targets and the everyday operations
 	@echo "Targets:"
@@ -39,6 +39,9 @@ lab-down: venv ## remove everything the lab created (idempotent)
 
 lab-status: venv ## what the lab is running (moto, backer, containers)
 	$(VENV)/bin/python lab/labctl.py status
+
+lab-release: venv ## the release pipeline in the lab for TAG: test, build, publish (as the CI publish role), deploy
+	$(VENV)/bin/python lab/release.py $(TAG)
 
 status: venv ## one line per node: instance, AZ, address, release, height, peers, health, target
 	ansible-playbook playbooks/status.yml

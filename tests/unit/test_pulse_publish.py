@@ -102,6 +102,39 @@ def test_publishes_binary_sha256_and_record(s3, binary, capsys):
     assert "published v1.4.0" in out
 
 
+def test_records_who_published_it(s3, binary, capsys):
+    """The record names the identity that wrote it (sts:GetCallerIdentity): an assumed role's session."""
+    import boto3
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="ci-publish", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    creds = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn=role, RoleSessionName="release-v1.4.0")["Credentials"]
+    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                    aws_session_token=creds["SessionToken"], region_name="us-east-1")
+    assert pp.main(args(binary), client_factory=session.client) == 0
+    record = json.loads(read(s3, "node/pulse-node-v1.4.0.json"))
+    assert record["published_as"].endswith(":assumed-role/ci-publish/release-v1.4.0")
+
+
+def test_an_unknown_identity_is_recorded_as_none(binary, capsys):
+    """Publishing does not depend on STS: without an answer, published_as is null."""
+    bodies = {}
+
+    class NoSts:
+        def head_object(self, **kw):
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject")
+
+        def put_object(self, **kw):
+            bodies[kw["Key"]] = kw["Body"]
+            return {"VersionId": "v"}
+
+    assert pp.main(args(binary), client_factory=lambda *a, **k: NoSts()) == 0
+    assert json.loads(bodies["node/pulse-node-v1.4.0.json"])["published_as"] is None
+
+
 def test_uploads_in_order_each_conditionally(binary, capsys):
     calls = []
 
