@@ -204,7 +204,8 @@ def assert_tunnel_ingress(node_group_id):
     assert zone_id(), "the hosted zone stays"
     widgets = dashboard_widgets()
     assert not ALB_WIDGETS & set(widgets) and "Chain height per node" in widgets
-    assert set(alarms()) == {f"{PREFIX}-node-1-{kind}" for kind in ("status-check", "chain-stalled", "down", "data-disk")}
+    assert set(alarms()) == {f"{PREFIX}-node-1-{kind}" for kind in ("status-check", "system-check", "chain-stalled", "down",
+                                                                          "data-disk")}
 
 
 # --------------------------------------------------------------------------- the switch
@@ -219,7 +220,7 @@ def with_alb(lab_before):
 
 def test_alb_ingress_builds_the_load_balancer_side(with_alb):
     assert_alb_ingress()
-    kinds = {"status-check", "chain-stalled", "down", "data-disk"}  # no peers-lost with 2 nodes
+    kinds = {"status-check", "system-check", "chain-stalled", "down", "data-disk"}  # no peers-lost with 2 nodes
     for index in (1, 2):
         assert node_alarms(index) == {f"{PREFIX}-node-{index}-{kind}" for kind in kinds}
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import aws, run_playbook
+from conftest import REGION, aws, run_playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -418,7 +418,17 @@ def test_alarms_notify_the_topic(two_nodes):
         alarm = alarms[f"{tags_of(inst)['Name']}-status-check"]
         assert alarm["MetricName"] == "StatusCheckFailed"
         assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": inst["InstanceId"]}]
+        # EC2 auto-recovery: the host's status check recovers the instance and tells the topic
+        system = alarms[f"{tags_of(inst)['Name']}-system-check"]
+        assert system["MetricName"] == "StatusCheckFailed_System" and system["Namespace"] == "AWS/EC2"
+        assert system["Dimensions"] == [{"Name": "InstanceId", "Value": inst["InstanceId"]}]
+        assert (system["Statistic"], system["ComparisonOperator"], system["Threshold"]) == (
+            "Maximum", "GreaterThanOrEqualToThreshold", 1.0)
+        assert system["AlarmActions"] == [f"arn:aws:automate:{REGION}:ec2:recover", topic]
+        assert system["OKActions"] == [topic]
     for alarm in alarms.values():
+        if alarm["AlarmName"].endswith("-system-check"):
+            continue
         assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
         assert alarm["OKActions"] == [topic], alarm["AlarmName"]
     nodes = [i for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"]
@@ -533,7 +543,7 @@ def test_growing_to_three_adds_exactly_one_node(two_nodes):
     assert set(before["targets"]) <= set(after["targets"])
     # node-3's alarms, and the peers-lost alarms a 3-node cluster has (none with 2 nodes)
     assert set(after["alarms"]) - set(before["alarms"]) == {
-        "pulse-lab-node-3-status-check", "pulse-lab-node-3-chain-stalled", "pulse-lab-node-3-down",
+        "pulse-lab-node-3-status-check", "pulse-lab-node-3-system-check", "pulse-lab-node-3-chain-stalled", "pulse-lab-node-3-down",
         "pulse-lab-node-3-data-disk", "pulse-lab-node-1-peers-lost", "pulse-lab-node-2-peers-lost",
         "pulse-lab-node-3-peers-lost"}
     assert set(before["alarms"]) <= set(after["alarms"])
@@ -547,10 +557,11 @@ def test_growing_to_three_adds_exactly_one_node(two_nodes):
         "IAM | each node may append backups below its own prefix only",
         "ALB | target group pulse-lab-node",
         "Alarms | each instance's status check",
+        "Alarms | each instance's system status check, which recovers the instance",
         "Alarms | each node's Pulse metrics (chain stalled, down, peers lost, data disk)",
         "Dashboard | pulse-lab-overview",
     ]
-    assert result.changed == 7
+    assert result.changed == 8
 
 
 # --------------------------------------------------------------------------- 6. teardown
