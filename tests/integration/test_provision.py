@@ -620,6 +620,6 @@ def test_the_standard_lab_is_provisioned_at_the_end(torn_down):
     alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX + "-")["MetricAlarms"]}
     nodes = [i for i in lab_instances(("running",)) if tags_of(i)["Role"] == "node"]
     assert_node_alarms(alarms, nodes, topic)  # 3 nodes: peers-lost below 1 peer
-    assert len(alarms) == 2 + 4 + 3 * 4, sorted(alarms)  # load balancer, status checks, Pulse per node
+    assert len(alarms) == 2 + 2 * 4 + 3 * 4, sorted(alarms)  # load balancer, status and system checks, Pulse per node
     assert_dashboard(nodes)
     sys.stdout.write("\n[durations] " + ", ".join(f"{k}: {v:.0f} s" for k, v in DURATIONS.items()) + "\n")
