@@ -49,6 +49,24 @@ def treat_lab_endpoint_as_tls():
     access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
+def volumes_without_snapshot_say_so():
+    """DescribeVolumes answers SnapshotId "" for a volume made from no snapshot, as EC2 does.
+
+    moto leaves the member out, and amazon.aws.ec2_vol_info (playbooks/report.yml) fails with
+    KeyError 'snapshot_id' on such a volume.
+    """
+    from moto.ec2.models import elastic_block_store
+
+    original = elastic_block_store.Volume.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.snapshot_id is None:
+            self.snapshot_id = ""
+
+    elastic_block_store.Volume.__init__ = __init__
+
+
 class LabTargetHealth:
     """Target health as the lab load balancer sees it, instead of moto's "healthy at once".
 
@@ -516,6 +534,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     treat_lab_endpoint_as_tls()
+    volumes_without_snapshot_say_so()
     LabCloudFront().install()
     app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
     servers = [

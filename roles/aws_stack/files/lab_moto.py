@@ -9,11 +9,6 @@ seed-alb-attributes NAME
     them. Writes AWS's documented defaults for the missing keys only, so that the module can
     compare and set them as it does against AWS. Prints {"seeded": [keys]}.
 
-list-volumes TAG=VALUE...
-    moto leaves SnapshotId out of DescribeVolumes for a volume not created from a snapshot
-    (AWS returns ""), and amazon.aws.ec2_vol_info fails with a KeyError. Prints
-    {"volumes": [{"id", "status", "zone", "size", "tags"}]} of the volumes carrying every tag.
-
 upsert-record ZONE_ID RECORD_SET_JSON
     moto refuses to CREATE a record set identical to one created (and deleted) before in the
     same zone ("... but it already exists": its journal check matches every record listed from
@@ -54,24 +49,6 @@ def seed_alb_attributes(session, name):
     return {"seeded": [m["Key"] for m in missing]}
 
 
-def list_volumes(session, *tags):
-    filters = []
-    for tag in tags:
-        key, _, value = tag.partition("=")
-        filters.append({"Name": f"tag:{key}", "Values": [value]})
-    volumes = []
-    for page in session.client("ec2").get_paginator("describe_volumes").paginate(Filters=filters):
-        for vol in page["Volumes"]:
-            volumes.append({
-                "id": vol["VolumeId"],
-                "status": vol["State"],
-                "zone": vol["AvailabilityZone"],
-                "size": vol["Size"],
-                "tags": {t["Key"]: t["Value"] for t in vol.get("Tags", [])},
-            })
-    return {"volumes": volumes}
-
-
 def _normal(record_set):
     out = dict(record_set)
     out["Name"] = out["Name"].rstrip(".").lower() + "."
@@ -95,7 +72,7 @@ def upsert_record(session, zone_id, record_set_json):
     return {"upserted": True}
 
 
-COMMANDS = {"seed-alb-attributes": seed_alb_attributes, "list-volumes": list_volumes,
+COMMANDS = {"seed-alb-attributes": seed_alb_attributes,
             "upsert-record": upsert_record}
 
 
