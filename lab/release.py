@@ -26,8 +26,9 @@ approval. Exit code: that of the first job that failed (0: released and deployed
 from __future__ import annotations
 
 import fcntl
+import importlib.machinery
+import importlib.util
 import os
-import re
 import subprocess
 import sys
 import time
@@ -36,10 +37,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAB_DIR = Path(os.environ.get("PULSE_LAB_DIR", REPO / ".lab"))
 ENDPOINT = f"http://127.0.0.1:{os.environ.get('PULSE_LAB_MOTO_PORT', '5000')}"
-# A release tag, as the workflow's trigger and bin/pulse-publish accept it (vX.Y.Z[-pre]).
-_NUM = r"(?:0|[1-9][0-9]*)"
-_PRE = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
-TAG = re.compile(rf"^v{_NUM}\.{_NUM}\.{_NUM}(?:-{_PRE}(?:\.{_PRE})*)?$")
+
+
+def _release_tag():
+    """The release tag pattern of bin/pulse-publish (vX.Y.Z[-pre]), the one the publish step checks."""
+    loader = importlib.machinery.SourceFileLoader("pulse_publish", str(REPO / "bin/pulse-publish"))
+    spec = importlib.util.spec_from_loader("pulse_publish", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module.RELEASE_TAG
+
+
+TAG = _release_tag()
 
 
 def say(message):
