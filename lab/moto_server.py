@@ -67,6 +67,33 @@ def volumes_without_snapshot_say_so():
     elastic_block_store.Volume.__init__ = __init__
 
 
+def instances_appear_whole():
+    """DescribeInstances never shows an instance that RunInstances is still building.
+
+    moto registers a new reservation before it adds the instances' block devices. The backer
+    (lab/labctl.py) polls DescribeInstances from another thread of this server; caught in that
+    window, it backed an instance with a container that had no data volume (seen once in CI:
+    ``/dev/nvme1n1`` missing). EC2 answers a run's instances whole, so one lock here makes
+    RunInstances and every instance lookup atomic to each other.
+    """
+    from moto.ec2.models import instances
+
+    lock = threading.RLock()
+
+    def locked(original):
+        def method(self, *args, **kwargs):
+            with lock:
+                return original(self, *args, **kwargs)
+
+        method.__name__ = original.__name__
+        method.__doc__ = original.__doc__
+        return method
+
+    for name in ("run_instances", "describe_instances", "get_reservations_by_instance_ids",
+                 "all_instances", "all_reservations"):
+        setattr(instances.InstanceBackend, name, locked(getattr(instances.InstanceBackend, name)))
+
+
 class LabTargetHealth:
     """Target health as the lab load balancer sees it, instead of moto's "healthy at once".
 
@@ -535,6 +562,7 @@ def main(argv=None):
 
     treat_lab_endpoint_as_tls()
     volumes_without_snapshot_say_so()
+    instances_appear_whole()
     LabCloudFront().install()
     app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
     servers = [
