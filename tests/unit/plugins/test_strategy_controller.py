@@ -1,5 +1,7 @@
 """plugins/strategy/controller.py: linear with Mitogen when it is installed, plain linear
-without it or with PULSE_MITOGEN=0, and used by every controller play that calls AWS."""
+without it or with PULSE_MITOGEN=0, and used by every controller play that calls AWS.
+plugins/strategy/nodes.py is the same strategy for the converge play on the nodes, which comes
+after a linear play that reaches them (host keys, mitogen#822)."""
 
 import importlib.util
 import re
@@ -51,13 +53,48 @@ def test_without_mitogen_installed_it_is_plain_linear(monkeypatch):
     assert module.StrategyModule.__mro__[1] is Linear
 
 
+def plays(path):
+    """(header, body) of each play of a playbook: header = what comes before its task lists."""
+    for play in re.split(r"^- name: ", path.read_text(), flags=re.M)[1:]:
+        header = play.split("\n  tasks:")[0].split("\n  pre_tasks:")[0].split("\n  roles:")[0]
+        yield header, play
+
+
 def test_the_controller_plays_that_call_aws_use_it_and_no_host_play_does():
-    """Mitogen does not support aws_ssm (production's door) nor wait_for_connection: only the
-    plays on localhost take it."""
+    """Only the plays on localhost take pulse.infra.controller."""
     for path in [REPO / "site.yml", *sorted((REPO / "playbooks").glob("*.yml"))]:
-        for play in re.split(r"^- name: ", path.read_text(), flags=re.M)[1:]:
-            header = play.split("\n  tasks:")[0].split("\n  pre_tasks:")[0].split("\n  roles:")[0]
+        for header, play in plays(path):
             if "strategy: pulse.infra.controller" in header:
                 assert "hosts: localhost" in header and "connection: local" in header, (path, play[:80])
     for name in ("provision.yml", "app.yml", "teardown.yml", "ci_access.yml", "deploy_app.yml", "lab_alb.yml"):
         assert "strategy: pulse.infra.controller" in (REPO / "playbooks" / name).read_text(), name
+
+
+def test_a_nodes_play_comes_right_after_a_linear_play_that_reaches_the_same_hosts():
+    """Mitogen checks host keys strictly and its wait_for_connection fails: the linear play before
+    it reaches every host (and pins a new host's key with accept-new)."""
+    found = []
+    for path in [REPO / "site.yml", REPO / "deploy_node.yml", *sorted((REPO / "playbooks").glob("*.yml"))]:
+        previous = None
+        for header, play in plays(path):
+            if "strategy: pulse.infra.nodes" in header:
+                hosts = re.search(r"^  hosts: (.+)$", header, re.M).group(1)
+                found.append(path.name)
+                assert previous is not None, (path, play[:80])
+                prev_header, prev_play = previous
+                assert "strategy:" not in prev_header, (path, prev_header)
+                assert f"\n  hosts: {hosts}\n" in prev_header + "\n", (path, prev_header)
+                assert "ansible.builtin.wait_for_connection:" in prev_play, (path, prev_play)
+                assert "ansible.builtin.wait_for_connection" not in play, (path, "Mitogen's fails: mitogen#822")
+            previous = (header, play)
+    assert found == ["configure_nodes.yml"]
+
+
+def test_the_nodes_strategy_is_the_controller_strategy(monkeypatch):
+    pytest.importorskip("ansible_mitogen")
+    import ansible_mitogen.strategy
+
+    source = (REPO / "plugins/strategy/nodes.py").read_text()
+    assert "from ansible_collections.pulse.infra.plugins.strategy.controller import StrategyModule" in source
+    module = load(monkeypatch)
+    assert issubclass(module.StrategyModule, ansible_mitogen.strategy.StrategyMixin)
