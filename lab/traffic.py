@@ -156,13 +156,15 @@ class Traffic(threading.Thread):
 
 class TargetWatch(threading.Thread):
     """Per target: when it stopped being healthy and when it was healthy again, as moto reports
-    it (in the lab, what the lab load balancer sees); and the most targets out at once."""
+    it (in the lab, what the lab load balancer sees); and the most targets out at once, not
+    counting ``leaving``: targets meant to go for good (a retired node), which are still tracked."""
 
-    def __init__(self, target_group, interval=0.25):
+    def __init__(self, target_group, interval=0.25, leaving=()):
         super().__init__(daemon=True)
         self.stop = threading.Event()
         self.interval = interval
         self.left, self.back = {}, {}
+        self.leaving = set(leaving)
         self.max_out = 0
         self.elb = aws("elbv2")
         self.arn = self.elb.describe_target_groups(Names=[target_group])["TargetGroups"][0]["TargetGroupArn"]
@@ -178,7 +180,7 @@ class TargetWatch(threading.Thread):
             now = self.healthy()
             self.everyone |= now
             out = self.everyone - now
-            self.max_out = max(self.max_out, len(out))
+            self.max_out = max(self.max_out, len(out - self.leaving))
             for iid in out:
                 if iid not in self.left or iid in self.back:
                     self.left[iid] = time.monotonic()
