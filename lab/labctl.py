@@ -63,6 +63,9 @@ KNOWN_HOSTS = SSH_DIR / "known_hosts"
 # The flags that let systemd run as PID 1 without --privileged (see shared/lab-notes.md).
 SYSTEMD_RUN_FLAGS = [
     "--cap-add", "SYS_ADMIN",
+    # Loop devices (major 7) may be opened once their node exists: EBS volumes attached to a
+    # running instance appear as a device node made later (attach_devices), as on EC2.
+    "--device-cgroup-rule", "b 7:* rmw",
     "--security-opt", "seccomp=unconfined",
     "--cgroupns=host",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -563,12 +566,51 @@ def sync_instance(inst, container, subnets, vpcs, image):
         elif container["State"] != "running":
             docker("start", iid)
             log(f"instance {iid} started")
+        else:
+            attach_devices(inst)
     elif state in ("stopping", "stopped"):
         if container and container["State"] == "running":
             docker("stop", "-t", "10", iid)
             log(f"instance {iid} stopped")
     elif container is not None:  # shutting-down / terminated
         remove_instance(iid)
+
+
+def attach_devices(instance):
+    """EBS volumes attached to (or detached from) a running instance: the device node appears in
+    (or goes from) its container, with its Nitro link, as udev does on EC2. A new device is the
+    next free nvme index; the others keep theirs."""
+    iid = instance["InstanceId"]
+    devices_file = LAB_DIR / "instances" / iid / "ebs-devices"
+    if not devices_file.exists():
+        return
+    had = [line.split() for line in devices_file.read_text().splitlines() if line.strip()]
+    wanted = {vol: devname for _, devname, vol in instance_devices(instance)}
+    keep = [entry for entry in had if entry[1] in wanted]
+    gone = [entry for entry in had if entry[1] not in wanted]
+    new = sorted((devname, vol) for vol, devname in wanted.items() if vol not in {e[1] for e in had})
+    if not gone and not new:
+        return
+    for nvme, vol, _ in gone:
+        docker("exec", iid, "rm", "-f", f"/dev/{nvme}", check=False)
+        release_volume(vol, delete=False)
+        log(f"instance {iid}: volume {vol} detached from /dev/{nvme}")
+    used = {entry[0] for entry in keep}
+    if new:
+        sizes = {v["VolumeId"]: v["Size"] for v in
+                 ec2_client().describe_volumes(VolumeIds=[vol for _, vol in new])["Volumes"]}
+    for devname, vol in new:
+        nvme = next(f"nvme{i}n1" for i in range(1, 27) if f"nvme{i}n1" not in used)
+        used.add(nvme)
+        loop = ensure_volume(vol, sizes[vol])
+        rdev = os.stat(loop).st_rdev
+        major, minor = os.major(rdev), os.minor(rdev)
+        for node in (f"/dev/{nvme}", loop):
+            docker("exec", iid, "sh", "-c", f"[ -b {node} ] || mknod -m 0660 {node} b {major} {minor}")
+        keep.append([nvme, vol, devname])
+        log(f"instance {iid}: volume {vol} attached at {devname} (/dev/{nvme})")
+    devices_file.write_text("".join(" ".join(entry) + "\n" for entry in keep))
+    docker("exec", iid, "/usr/local/sbin/pulse-lab-ebs-links", check=False)
 
 
 def remove_instance(iid):
