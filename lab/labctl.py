@@ -563,6 +563,8 @@ def sync_instance(inst, container, subnets, vpcs, image):
                 iptables_rule("DOCKER-USER", ["-s", vpc["CidrBlock"], "-d", vpc["CidrBlock"],
                                               "-j", "ACCEPT"])
             create_container(inst, subnet, image or image_tag())
+        elif container["State"] == "paused":
+            pass  # its zone is lost (`labctl.py outage`): EC2 still says running, nothing answers
         elif container["State"] != "running":
             docker("start", iid)
             log(f"instance {iid} started")
@@ -652,6 +654,7 @@ def watch(interval=2.0):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import lab_alb  # the lab's load balancer (HAProxy) for moto ALBs; see lab/alb/README.md
     import lab_cdn  # the lab's CloudFront edge (nginx) for moto distributions; see lab/cdn/README.md
+    import lab_cloudwatch  # AWS's own metrics and the alarms' evaluation, which moto does not do
 
     image = image_tag()
     running = {"on": True}
@@ -666,6 +669,7 @@ def watch(interval=2.0):
         except Exception as exc:
             log(f"load balancer sync failed: {exc}")
         lab_cdn.sync(log)  # never raises: says a failure once in the log
+        lab_cloudwatch.tick(log)  # once a minute; never raises
         time.sleep(interval)
     log("instance backer stopped")
 
@@ -675,7 +679,7 @@ def watch(interval=2.0):
 
 def backer_code_hash():
     here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py", "lab_cdn.py")
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py", "lab_cdn.py", "lab_cloudwatch.py")
                                    if (here / f).exists())).hexdigest()
 
 
@@ -774,12 +778,41 @@ def cmd_status(_args):
             print(f"instance {name}: {info['State']} {info.get('Status', '')}")
 
 
+def zone_instances(zone):
+    reservations = ec2_client().describe_instances(Filters=[
+        {"Name": "availability-zone", "Values": [zone]},
+        {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+    return sorted(i["InstanceId"] for r in reservations for i in r["Instances"])
+
+
+def cmd_outage(args):
+    """Lose (or, with --end, bring back) a whole availability zone: every instance container in it
+    is frozen (docker pause). As when AWS loses a zone, EC2 still lists the instances as running,
+    nothing in them answers, and their system status checks fail (lab/lab_cloudwatch.py)."""
+    containers = lab_containers()
+    instances = [iid for iid in zone_instances(args.zone) if iid in containers]
+    if not instances:
+        raise LabError(f"no running lab instance in {args.zone}")
+    for iid in instances:
+        state = containers[iid]["State"]
+        if args.end and state == "paused":
+            docker("unpause", iid)
+        elif not args.end and state == "running":
+            docker("pause", iid)
+    word = "back" if args.end else "lost"
+    log(f"zone {args.zone} {word}: {', '.join(instances)}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("check", cmd_check), ("up", cmd_up), ("down", cmd_down), ("sync", cmd_sync),
                        ("watch", cmd_watch), ("status", cmd_status), ("image", lambda a: print(ensure_image()))):
         sub.add_parser(name).set_defaults(func=func)
+    outage = sub.add_parser("outage", help="lose an availability zone (docker pause), --end to bring it back")
+    outage.add_argument("--zone", required=True)
+    outage.add_argument("--end", action="store_true")
+    outage.set_defaults(func=cmd_outage)
     args = parser.parse_args(argv)
     try:
         args.func(args)
