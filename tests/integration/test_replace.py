@@ -90,6 +90,20 @@ def test_it_starts_at_the_height_it_had_and_peers_with_all(replaced):
                    what=f"{tag(node, 'Name')} to peer with the two others")
 
 
+def test_it_joined_the_load_balancer_only_through_its_gates(replaced):
+    new = replaced["new"]
+    out = replaced["result"].output
+    # provisioning launched it with PulseJoining and did not register it; the converge's join gates did
+    assert "TASK [Join gate: the chain is at most pulse_rollout_join_max_lag blocks behind the highest peer]" in out
+    assert "PulseJoining" not in {t["Key"] for t in new.get("Tags", [])}
+    elb = aws("elbv2")
+    arn = elb.describe_target_groups(Names=["pulse-lab-node"])["TargetGroups"][0]["TargetGroupArn"]
+    health = {t["Target"]["Id"]: t["TargetHealth"]["State"]
+              for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]}
+    assert health.get(new["InstanceId"]) == "healthy"
+    assert replaced["before"]["id"] not in health
+
+
 def test_no_request_failed_from_the_loss_to_the_end_of_the_converge(replaced):
     summary = replaced["traffic"].summary()
     assert summary["failed"] == 0, replaced["traffic"].explain()
