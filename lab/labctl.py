@@ -414,12 +414,26 @@ def loop_for(path):
     return None
 
 
-def ensure_volume(volume_id, size_gib):
+def snapshot_file(snapshot_id):
+    return LAB_DIR / "snapshots" / f"{snapshot_id}.img"
+
+
+def sparse_copy(source, target):
+    tmp = target.with_suffix(".part")
+    run(["cp", "--sparse=always", str(source), str(tmp)])
+    tmp.rename(target)
+
+
+def ensure_volume(volume_id, size_gib, snapshot_id=""):
     path = volume_file(volume_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        with open(path, "wb") as handle:
-            handle.truncate(int(size_gib) * 1024**3)  # sparse: costs nothing until written
+        if snapshot_id and snapshot_file(snapshot_id).exists():
+            sparse_copy(snapshot_file(snapshot_id), path)  # EBS: a volume made from a snapshot holds its data
+            log(f"volume {volume_id}: made from snapshot {snapshot_id}")
+        with open(path, "ab") as handle:
+            if handle.tell() < int(size_gib) * 1024**3:
+                handle.truncate(int(size_gib) * 1024**3)  # sparse: costs nothing until written
         log(f"volume {volume_id}: {size_gib} GiB sparse file")
     loop = loop_for(path)
     if loop is None:
@@ -458,13 +472,13 @@ def create_container(instance, subnet, image):
     meta_dir = LAB_DIR / "instances" / iid
     meta_dir.mkdir(parents=True, exist_ok=True)
     devices = instance_devices(instance)
-    sizes = {}
+    described = {}
     if devices:
-        described = ec2_client().describe_volumes(VolumeIds=[vol for _, _, vol in devices])
-        sizes = {v["VolumeId"]: v["Size"] for v in described["Volumes"]}
+        described = {v["VolumeId"]: v for v in
+                     ec2_client().describe_volumes(VolumeIds=[vol for _, _, vol in devices])["Volumes"]}
     device_args, ebs_lines = [], []
     for nvme, devname, vol in devices:
-        loop = ensure_volume(vol, sizes[vol])
+        loop = ensure_volume(vol, described[vol]["Size"], described[vol].get("SnapshotId", ""))
         device_args += ["--device", f"{loop}:/dev/{nvme}", "--device", f"{loop}:{loop}"]
         ebs_lines.append(f"{nvme} {vol} {devname}")
     (meta_dir / "ebs-devices").write_text("".join(line + "\n" for line in ebs_lines))
@@ -534,6 +548,7 @@ def sync(image=None, quiet=False):
         vpcs = {v["VpcId"]: v for v in client.describe_vpcs()["Vpcs"]}
         containers = lab_containers()
         known_volumes = {v["VolumeId"] for v in client.describe_volumes()["Volumes"]}
+        sync_snapshots(client)  # first: a snapshot's volume may be deleted below
         prune_networks(set(subnets))  # first: a stale network may hold a CIDR a new subnet needs
         seen = set()
         for inst in instances:
@@ -549,6 +564,24 @@ def sync(image=None, quiet=False):
             if path.stem not in known_volumes:
                 release_volume(path.stem, delete=True)
         prune_networks(set(subnets))
+
+
+def sync_snapshots(client):
+    """EBS snapshots hold data: a new snapshot copies its volume's file (within a pass of
+    CreateSnapshot, not at the instant: a lab approximation), and goes with the snapshot."""
+    folder = LAB_DIR / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    snapshots = client.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    for snap in snapshots:
+        path = snapshot_file(snap["SnapshotId"])
+        if not path.exists() and volume_file(snap.get("VolumeId", "")).exists():
+            sparse_copy(volume_file(snap["VolumeId"]), path)
+            log(f"snapshot {snap['SnapshotId']} of {snap['VolumeId']}: copied")
+    live = {snap["SnapshotId"] for snap in snapshots}
+    for path in folder.glob("snap-*.img"):
+        if path.stem not in live:
+            path.unlink()
+            log(f"snapshot {path.stem}: deleted")
 
 
 def sync_instance(inst, container, subnets, vpcs, image):
@@ -599,12 +632,12 @@ def attach_devices(instance):
         log(f"instance {iid}: volume {vol} detached from /dev/{nvme}")
     used = {entry[0] for entry in keep}
     if new:
-        sizes = {v["VolumeId"]: v["Size"] for v in
-                 ec2_client().describe_volumes(VolumeIds=[vol for _, vol in new])["Volumes"]}
+        described = {v["VolumeId"]: v for v in
+                     ec2_client().describe_volumes(VolumeIds=[vol for _, vol in new])["Volumes"]}
     for devname, vol in new:
         nvme = next(f"nvme{i}n1" for i in range(1, 27) if f"nvme{i}n1" not in used)
         used.add(nvme)
-        loop = ensure_volume(vol, sizes[vol])
+        loop = ensure_volume(vol, described[vol]["Size"], described[vol].get("SnapshotId", ""))
         rdev = os.stat(loop).st_rdev
         major, minor = os.major(rdev), os.minor(rdev)
         for node in (f"/dev/{nvme}", loop):

@@ -1,8 +1,10 @@
 # Copyright: Pulse infrastructure team
 # Apache License 2.0 (see galaxy.yml)
-"""Which kept data volume each replacement node takes (roles/aws_stack/tasks/instances.yml).
+"""What a replacement node starts from (roles/aws_stack/tasks/instances.yml): its kept data volume,
+or else the newest snapshot of it.
 
-The filter's ansible-doc documentation is in its sidecar file plugins/filter/kept_data_volumes.yml.
+The filters' ansible-doc documentation is in their sidecar files plugins/filter/kept_data_volumes.yml
+and plugins/filter/data_snapshots.yml.
 """
 
 from __future__ import annotations
@@ -43,8 +45,33 @@ def kept_data_volumes(plan, instances, volumes, zones):
     return out
 
 
+def data_snapshots(plan, instances, kept, snapshots):
+    """For each planned node that has no live instance and no kept volume (kept: what
+    kept_data_volumes returned): its newest completed snapshot tagged Node=<name>, as
+    {name: {snapshot_id, start_time, volume_size}}."""
+    for label, value in (("plan", plan), ("instances", instances), ("snapshots", snapshots)):
+        if not isinstance(value, (list, tuple)):
+            raise AnsibleFilterError(f"data_snapshots: {label} must be a list, got {type(value).__name__}")
+    if not isinstance(kept, dict):
+        raise AnsibleFilterError(f"data_snapshots: kept must be a dict, got {type(kept).__name__}")
+    live = {_tags(i).get("Name") for i in instances if (i.get("state") or {}).get("name") in _LIVE}
+    out = {}
+    for planned in plan:
+        name = planned.get("name")
+        if not planned.get("data_volume") or name in live or name in kept:
+            continue
+        candidates = [snap for snap in snapshots
+                      if snap.get("state") == "completed" and _tags(snap).get("Node") == name]
+        if not candidates:
+            continue
+        newest = max(candidates, key=lambda snap: (str(snap.get("start_time", "")), str(snap.get("snapshot_id", ""))))
+        out[name] = {"snapshot_id": newest["snapshot_id"], "start_time": str(newest.get("start_time", "")),
+                     "volume_size": newest.get("volume_size")}
+    return out
+
+
 class FilterModule:
     """pulse.infra fleet filters."""
 
     def filters(self):
-        return {"kept_data_volumes": kept_data_volumes}
+        return {"kept_data_volumes": kept_data_volumes, "data_snapshots": data_snapshots}

@@ -77,4 +77,36 @@ def test_an_argument_that_is_not_a_list_is_refused(position):
 
 
 def test_registered_under_its_name():
-    assert fleet.FilterModule().filters() == {"kept_data_volumes": fleet.kept_data_volumes}
+    assert fleet.FilterModule().filters() == {"kept_data_volumes": fleet.kept_data_volumes,
+                                              "data_snapshots": fleet.data_snapshots}
+
+
+# --------------------------------------------------------------------------- data_snapshots
+
+
+def snapshot(sid, node, started, state="completed"):
+    return {"snapshot_id": sid, "state": state, "start_time": started, "volume_size": 20, "tags": {"Node": node}}
+
+
+def test_a_missing_node_without_a_kept_volume_starts_from_its_newest_completed_snapshot():
+    snaps = [snapshot("snap-old", "pulse-prod-node-2", "2026-11-01T03:00:00+00:00"),
+             snapshot("snap-new", "pulse-prod-node-2", "2026-12-01T03:00:00+00:00"),
+             snapshot("snap-pending", "pulse-prod-node-2", "2026-12-01T04:00:00+00:00", state="pending"),
+             snapshot("snap-other", "pulse-prod-node-3", "2026-12-01T05:00:00+00:00")]
+    got = fleet.data_snapshots(PLAN, [instance("pulse-prod-node-1")], {}, snaps)
+    assert got == {"pulse-prod-node-2": {"snapshot_id": "snap-new", "start_time": "2026-12-01T03:00:00+00:00",
+                                         "volume_size": 20}}
+
+
+def test_a_kept_volume_or_a_live_instance_wins_over_a_snapshot():
+    snaps = [snapshot("snap-1", "pulse-prod-node-1", "2026-12-01T03:00:00+00:00"),
+             snapshot("snap-2", "pulse-prod-node-2", "2026-12-01T03:00:00+00:00")]
+    kept = {"pulse-prod-node-2": {"volume_id": "vol-2"}}
+    assert fleet.data_snapshots(PLAN, [instance("pulse-prod-node-1")], kept, snaps) == {}
+
+
+def test_snapshot_arguments_are_checked():
+    with pytest.raises(AnsibleFilterError, match="kept must be a dict"):
+        fleet.data_snapshots(PLAN, [], [], [])
+    with pytest.raises(AnsibleFilterError, match="snapshots must be a list"):
+        fleet.data_snapshots(PLAN, [], {}, "x")
