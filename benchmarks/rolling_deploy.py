@@ -2,7 +2,7 @@
 """Benchmark: steady traffic through the lab load balancer while deploy_node.yml rolls the
 cluster, then the same with the broken release. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/rolling_deploy.py [--good v1.1.0] [--broken v1.3.0] [--rate 20]
+    .venv/bin/python benchmarks/rolling_deploy.py [--good v1.1.0] [--broken v1.3.0] [--rate 20] [--serial 20%]
 
 Needs the lab stack from `make lab` (3 nodes behind the lab load balancer). Traffic goes only
 to the lab balancer on 127.0.0.1:8443. The node rate-limits query routes to 120/min per client
@@ -49,13 +49,13 @@ def playbook(*args):
                           capture_output=True, text=True, check=False)
 
 
-def rollout(version, rate):
+def rollout(version, rate, serial="1"):
     with Traffic(rate, settle=3) as traffic, TargetWatch(TARGET_GROUP) as watch:
         start = time.monotonic()
-        proc = playbook("deploy_node.yml", "-e", f"version={version}")
+        proc = playbook("deploy_node.yml", "-e", f"version={version}", "-e", f"pulse_rollout_serial={serial}")
         deploy_seconds = time.monotonic() - start
     figures = traffic.summary()
-    print(f"\n== deploy_node.yml -e version={version}: exit {proc.returncode}")
+    print(f"\n== deploy_node.yml -e version={version} -e pulse_rollout_serial={serial}: exit {proc.returncode}")
     print(f"requests sent      {figures['sent']} ({rate}/s; /chain 1/s, the rest /health)")
     print(f"requests failed    {figures['failed']}" + (f"  statuses: {figures['statuses']}" if figures["failed"] else ""))
     print(f"latency p50 / p99  {figures['p50_ms']:.1f} ms / {figures['p99_ms']:.1f} ms")
@@ -77,17 +77,20 @@ def main():
     parser.add_argument("--broken", default="v1.3.0")
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--restore", default="v1.2.0", help="version to deploy at the end ('' to skip)")
+    parser.add_argument("--serial", default="1", help="nodes per batch: a number or a percentage (pulse_rollout_serial)")
     args = parser.parse_args()
     print(f"versions before    {versions()}")
+    print(f"nodes per batch    {args.serial}")
     for version in (args.good, args.broken, args.restore):
         if version:
             proc = playbook("playbooks/build_node.yml", "-e", f"version={version}")
             if proc.returncode != 0:
                 sys.exit(f"build of {version} failed:\n{proc.stdout[-3000:]}")
-    rollout(args.good, args.rate)
-    rollout(args.broken, args.rate)
+    rollout(args.good, args.rate, args.serial)
+    if args.broken:
+        rollout(args.broken, args.rate, args.serial)
     if args.restore:
-        rollout(args.restore, args.rate)
+        rollout(args.restore, args.rate, args.serial)
 
 
 if __name__ == "__main__":
