@@ -36,14 +36,7 @@ _last = {}
 
 
 def client(service):
-    if service not in _clients:
-        import boto3
-
-        _clients[service] = boto3.client(
-            service, region_name=labctl.REGION, endpoint_url=labctl.moto_url(),
-            aws_access_key_id="lab-not-a-secret", aws_secret_access_key="lab-not-a-secret",
-        )
-    return _clients[service]
+    return labctl.moto_client(service, _clients)
 
 
 def _now():

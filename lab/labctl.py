@@ -385,6 +385,18 @@ def ensure_git_remote():
 # --------------------------------------------------------------------------- instance backing
 
 
+def moto_client(service, cache):
+    """A boto3 client of the lab's moto for service, kept in cache (the caller's dict)."""
+    if service not in cache:
+        import boto3
+
+        cache[service] = boto3.client(
+            service, region_name=REGION, endpoint_url=moto_url(),
+            aws_access_key_id="lab-not-a-secret", aws_secret_access_key="lab-not-a-secret",
+        )
+    return cache[service]
+
+
 def ec2_client():
     import boto3
 

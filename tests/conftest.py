@@ -118,6 +118,20 @@ def aws(service):
     )
 
 
+def tag(resource, key):
+    """One tag of an EC2 resource as boto3 describes it ('' when missing)."""
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(key, "")
+
+
+def lab_nodes(states=("pending", "running", "stopping", "stopped")):
+    """The lab environment's node instances in these states, by NodeIndex."""
+    reservations = aws("ec2").describe_instances(Filters=[
+        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
+        {"Name": "tag:Role", "Values": ["node"]}, {"Name": "instance-state-name", "Values": list(states)},
+    ])["Reservations"]
+    return sorted((i for r in reservations for i in r["Instances"]), key=lambda i: int(tag(i, "NodeIndex")))
+
+
 def docker(*args, check=True):
     proc = subprocess.run(["docker", *args], text=True, capture_output=True, check=False)
     if check and proc.returncode != 0:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import REPO, aws, get, labctl, run_playbook, wait_until
+from conftest import REPO, aws, get, lab_nodes, labctl, run_playbook, tag, wait_until
 
 sys.path.insert(0, str(REPO / "lab"))
 from traffic import TargetWatch, Traffic  # noqa: E402  (lab/traffic.py)
@@ -32,16 +32,8 @@ TARGET_GROUP = "pulse-lab-node"
 FIGURES = REPO / ".lab" / "az-drill.json"
 
 
-def tag(resource, key):
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(key, "")
-
-
 def nodes():
-    reservations = aws("ec2").describe_instances(Filters=[
-        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
-        {"Name": "tag:Role", "Values": ["node"]}, {"Name": "instance-state-name", "Values": ["running"]},
-    ])["Reservations"]
-    return sorted((i for r in reservations for i in r["Instances"]), key=lambda i: int(tag(i, "NodeIndex")))
+    return lab_nodes(("running",))
 
 
 def alarm_states():

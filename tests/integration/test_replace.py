@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, aws, docker, get, run_playbook, wait_until
+from conftest import REPO, aws, docker, get, lab_nodes as node_instances, run_playbook, tag, wait_until
 
 sys.path.insert(0, str(REPO / "lab"))
 from traffic import Traffic  # noqa: E402  (lab/traffic.py)
@@ -26,18 +26,6 @@ LOST = "pulse-lab-node-2"
 GONE = "pulse-lab-node-3"
 DEVICE = "/dev/sdf"
 MARK = "/opt/pulse/data/.written-before-the-loss"
-
-
-def tag(resource, key):
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(key, "")
-
-
-def node_instances(states=("pending", "running", "stopping", "stopped")):
-    reservations = aws("ec2").describe_instances(Filters=[
-        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
-        {"Name": "tag:Role", "Values": ["node"]}, {"Name": "instance-state-name", "Values": list(states)},
-    ])["Reservations"]
-    return sorted((i for r in reservations for i in r["Instances"]), key=lambda i: int(tag(i, "NodeIndex")))
 
 
 def data_volume(instance):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, aws, docker, get, run_playbook, wait_until
+from conftest import REPO, aws, docker, get, lab_nodes as node_instances, run_playbook, tag, wait_until
 
 sys.path.insert(0, str(REPO / "lab"))
 from traffic import TargetWatch, Traffic  # noqa: E402  (lab/traffic.py)
@@ -21,18 +21,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 TARGET_GROUP = "pulse-lab-node"
 RATE = 20
 RETIRED = "pulse-lab-node-4"
-
-
-def tag(resource, key):
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(key, "")
-
-
-def node_instances(states=("pending", "running", "stopping", "stopped")):
-    reservations = aws("ec2").describe_instances(Filters=[
-        {"Name": "tag:Project", "Values": ["pulse"]}, {"Name": "tag:Env", "Values": ["lab"]},
-        {"Name": "tag:Role", "Values": ["node"]}, {"Name": "instance-state-name", "Values": list(states)},
-    ])["Reservations"]
-    return sorted((i for r in reservations for i in r["Instances"]), key=lambda i: int(tag(i, "NodeIndex")))
 
 
 def alarm_names():
