@@ -87,9 +87,10 @@ def drill(three_nodes):
         "failed_after_lb_out": len([r for r in failed if r[0] > t_out + 1.0]),
         "statuses": sorted({r[4] for r in failed}),
         "new_alarms": sorted(n for n, s in during.items() if s == "ALARM" and alarms_before.get(n) != "ALARM"),
+        "alarms_during": sorted(n for n, s in during.items() if s == "ALARM"),
     })
     FIGURES.write_text(json.dumps(figures, indent=2) + "\n")
-    return {"figures": figures, "traffic": traffic, "watch": watch, "converge": converge, "lost": lost, "kept": kept,
+    return {"figures": figures, "during": during, "traffic": traffic, "watch": watch, "converge": converge, "lost": lost, "kept": kept,
             "t_lost": t_lost, "t_out": t_out, "watched": watched}
 
 
@@ -105,7 +106,9 @@ def test_the_load_balancer_takes_the_lost_zone_out_and_then_no_request_fails(dri
 
 
 def test_the_lost_nodes_alarms_went_to_alarm(drill):
-    assert set(drill["watched"]) <= set(drill["figures"]["new_alarms"])
+    # in ALARM during the loss (a node replaced just before may already be in ALARM: a new instance's
+    # down alarm breaches until it has published for two periods)
+    assert {name: drill["during"].get(name) for name in drill["watched"]} == {name: "ALARM" for name in drill["watched"]}
     # the surviving node is up and its host healthy; it only lost its peers (its peers-lost alarm may say so)
     kept = [f"{tag(i, 'Name')}-{kind}" for i in drill["kept"] for kind in ("down", "status-check", "system-check")]
     assert not set(kept) & set(drill["figures"]["new_alarms"])
