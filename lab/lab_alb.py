@@ -6,7 +6,7 @@ real proxy: HAProxy (Debian package, image ``pulse-lab/alb:<hash of lab/alb>``) 
 container on the ALB's subnets' Docker networks, at a fixed high address of each subnet, with
 
 - the HTTPS listener on ``127.0.0.1:8443`` (container :443), certificate ``.lab/ca/server.*``
-  from the lab CA (``playbooks/lab_alb.yml``), standing in for the listener's ACM certificate;
+  from the lab CA (``lab/playbooks/lab_alb.yml``), standing in for the listener's ACM certificate;
 - the HTTP listener on ``127.0.0.1:8080`` (container :80), e.g. the redirect to HTTPS;
 - one HAProxy server per target **registered in moto** (instance id -> private IP), health
   checked like the target group: path, port, protocol, matcher, interval, timeout and thresholds
@@ -830,7 +830,7 @@ def reconcile(alb, containers, log, started=None):
     if bundle is None:
         _once(log, f"cert:{alb['name']}",
               f"alb: {alb['name']}: no certificate in {CA_DIR} (server.crt, server.key) yet: "
-              "skipped until `ansible-playbook playbooks/lab_alb.yml` makes it")
+              "skipped until `ansible-playbook lab/playbooks/lab_alb.yml` makes it")
         return
     _clear(f"cert:{alb['name']}")
     if not alb["subnets"]:

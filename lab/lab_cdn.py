@@ -7,7 +7,7 @@ tagged ``Project=pulse`` a real web server: nginx (Debian package, image
 the way CloudFront would, following what moto says (lab/cdn/README.md):
 
 - HTTPS on ``127.0.0.1:8444`` (container :443, HTTP/2) for the distribution's aliases and its
-  ``*.cloudfront.net`` name, with ``.lab/ca/cdn.crt`` from the lab CA (``playbooks/lab_cdn.yml``)
+  ``*.cloudfront.net`` name, with ``.lab/ca/cdn.crt`` from the lab CA (``lab/playbooks/lab_cdn.yml``)
   standing in for the ACM certificate; TLS versions from ``MinimumProtocolVersion``; another
   Host is refused (403), as CloudFront does;
 - HTTP on ``127.0.0.1:8081`` (container :80) answering as the viewer protocol policy says
@@ -661,7 +661,7 @@ def reconcile(dist, containers, image, log):
     if pem is None:
         _once(log, f"cert:{dist['id']}",
               f"cdn: {dist['id']}: no certificate in {CA_DIR} ({CERT_NAME}, {KEY_NAME}) yet: skipped until "
-              "`ansible-playbook playbooks/lab_cdn.yml` (or playbooks/app.yml) makes it")
+              "`ansible-playbook lab/playbooks/lab_cdn.yml` (or lab/labctl.py up) makes it")
         return
     _clear(f"cert:{dist['id']}")
     if dist["access"]["why"]:

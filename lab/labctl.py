@@ -735,6 +735,25 @@ def cmd_check(_args):
     log("prerequisites ok")
 
 
+CERTIFICATES = ("ca.crt", "ca.key", "server.crt", "server.key", "cdn.crt", "cdn.key")
+
+
+def ensure_certificates():
+    """The lab's stand-ins for the ACM certificates: a lab CA, the load balancer's certificate
+    and the CDN's, made by lab/playbooks/lab_cdn.yml (which imports lab_alb.yml) with the lab
+    inventory's names, when one is missing. The product's playbooks know nothing of them."""
+    ca_dir = LAB_DIR / "ca"
+    if all((ca_dir / name).exists() for name in CERTIFICATES):
+        return
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PULSE_LAB_DIR=str(LAB_DIR))
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    proc = subprocess.run([str(playbook), "-i", str(REPO / "inventories" / "lab"), str(REPO / "lab" / "playbooks" / "lab_cdn.yml")],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabError(f"lab/playbooks/lab_cdn.yml failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+    log(f"lab certificates made in {ca_dir}")
+
+
 def cmd_up(args):
     require()
     LAB_DIR.mkdir(parents=True, exist_ok=True)
@@ -764,6 +783,7 @@ def lab_up(_args):
             raise LabError(f"moto did not start: see {LAB_DIR / 'moto.log'}")
         log(f"moto started on {moto_url()} and {moto_url(SERVICES_IP)}")
     ensure_git_remote()
+    ensure_certificates()
     code = backer_code_hash()
     stamp = LAB_DIR / "backer.code"
     if pid_alive(LAB_DIR / "backer.pid") and (not stamp.exists() or stamp.read_text() != code):

@@ -67,6 +67,125 @@ def volumes_without_snapshot_say_so():
     elastic_block_store.Volume.__init__ = __init__
 
 
+# The official images the playbooks look up (roles/aws_stack/vars/main.yml, _aws_stack_ami_catalog)
+# that moto does not ship, by their owner's account id and with a name of the official pattern
+# (moto ships Amazon Linux 2023 images itself). Every lab instance container runs the lab's base
+# image whatever the AMI.
+OFFICIAL_IMAGES = [
+    {"ami_id": "ami-0de12a2b3c4d5e6f7", "owner_id": "136693071363", "name": "debian-12-amd64-20250101-0000",
+     "description": "Debian 12 (20250101-0000) - the lab's stand-in"},
+]
+
+
+def official_images():
+    """DescribeImages lists a Debian 12 image owned by Debian's account, so that the AMI lookup is
+    the one run against AWS (owners and name patterns)."""
+    from moto.ec2.models import amis
+
+    known = {a["ami_id"] for a in amis.AMIS}
+    for image in OFFICIAL_IMAGES:
+        if image["ami_id"] not in known:
+            amis.AMIS.append({
+                "state": "available", "public": True, "root_device_type": "ebs", "root_device_name": "/dev/xvda",
+                "image_type": "machine", "architecture": "x86_64", "virtualization_type": "hvm", "hypervisor": "xen",
+                "sriov": "simple", "creation_date": "2025-01-01T00:00:00.000Z",
+                "image_location": f"{image['owner_id']}/{image['name']}", **image})
+
+
+# What AWS lists for a new application load balancer and moto leaves out:
+# amazon.aws.elb_application_lb compares them and fails with a KeyError when one is missing.
+ALB_DEFAULT_ATTRIBUTES = {
+    "access_logs.s3.enabled": "false",
+    "idle_timeout.timeout_seconds": "60",
+    "routing.http2.enabled": "true",
+    "routing.http.desync_mitigation_mode": "defensive",
+    "routing.http.drop_invalid_header_fields.enabled": "false",
+    "routing.http.preserve_host_header.enabled": "false",
+    "routing.http.x_amzn_tls_version_and_cipher_suite.enabled": "false",
+    "routing.http.xff_client_port.enabled": "false",
+    "routing.http.xff_header_processing.mode": "append",
+    "waf.fail_open.enabled": "false",
+}
+
+
+def load_balancers_have_aws_default_attributes():
+    """A new application load balancer has every attribute AWS documents, at its default."""
+    from moto.elbv2 import models
+
+    original = models.FakeLoadBalancer.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.type == "application":
+            for key, value in ALB_DEFAULT_ATTRIBUTES.items():
+                self.attrs.setdefault(key, value)
+
+    models.FakeLoadBalancer.__init__ = __init__
+
+
+def record_sets_can_be_created_again():
+    """CREATE of a record set that does not exist succeeds, as in Route53.
+
+    moto refuses a CREATE equal to one in the zone's journal (a record created, then deleted)
+    when ANY record set sorts at or after its name ("... but it already exists"); then
+    amazon.aws.route53 answers ok without creating it (the API's alias records when
+    pulse_ingress goes back to alb). Here a CREATE is applied as an UPSERT, which is the same for a
+    record set that does not exist; a CREATE of one that exists is refused, as Route53 does.
+    """
+    from moto.route53 import models
+
+    assert models.ResourceRecordAlreadyExists
+    original = models.Route53Backend.change_resource_record_sets
+
+    def change_resource_record_sets(self, zoneid, change_list):
+        zone = self.get_hosted_zone(zoneid)
+        for change in change_list:
+            wanted = change["ResourceRecordSet"]
+            name = wanted["Name"].rstrip(".").lower()
+            exists = any(r.name.rstrip(".").lower() == name and r.type == wanted["Type"]
+                         and r.set_identifier == wanted.get("SetIdentifier") for r in zone.rrsets)
+            if change["Action"] == "CREATE" and exists:
+                raise models.ResourceRecordAlreadyExists(name=name + ".", _type=wanted["Type"])
+            if change["Action"] == "CREATE":
+                change["Action"] = "UPSERT"
+        return original(self, zoneid, change_list)
+
+    models.Route53Backend.change_resource_record_sets = change_resource_record_sets
+
+
+def subnets_of_two_vpcs_never_overlap():
+    """CreateSubnet refuses a range that overlaps a subnet of another VPC (InvalidSubnet.Conflict).
+
+    AWS allows it; the lab cannot: each subnet is a Docker network (lab/labctl.py), and Docker
+    refuses overlapping networks, so the new subnet's instances would get no container (and the
+    instance backer would stall for everyone). The refusal says so and what to change.
+    """
+    import ipaddress
+
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import subnets
+
+    original = subnets.SubnetBackend.create_subnet
+
+    class LabSubnetConflict(EC2ClientError):
+        def __init__(self, message):
+            super().__init__("InvalidSubnet.Conflict", message)
+
+    def create_subnet(self, vpc_id, cidr_block, *args, **kwargs):
+        if cidr_block:
+            wanted = ipaddress.IPv4Network(str(cidr_block), strict=False)
+            for subnet in self.describe_subnets():
+                if subnet.vpc_id != vpc_id and subnet.cidr.overlaps(wanted):
+                    raise LabSubnetConflict(
+                        f"Lab: the CIDR '{cidr_block}' overlaps {subnet.id} {subnet.cidr} of {subnet.vpc_id}. The lab "
+                        "backs each subnet by a Docker network and Docker refuses overlapping ranges. Remove that "
+                        "VPC (it is not this stack's) or choose other pulse_vpc_cidr / pulse_public_subnet_cidrs / "
+                        "pulse_private_subnet_cidrs.")
+        return original(self, vpc_id, cidr_block, *args, **kwargs)
+
+    subnets.SubnetBackend.create_subnet = create_subnet
+
+
 def instances_appear_whole():
     """DescribeInstances never shows an instance that RunInstances is still building.
 
@@ -563,6 +682,10 @@ def main(argv=None):
     treat_lab_endpoint_as_tls()
     volumes_without_snapshot_say_so()
     instances_appear_whole()
+    official_images()
+    load_balancers_have_aws_default_attributes()
+    record_sets_can_be_created_again()
+    subnets_of_two_vpcs_never_overlap()
     LabCloudFront().install()
     app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
     servers = [

@@ -219,7 +219,7 @@ def booted(iid):
 
 @pytest.fixture(scope="module")
 def alb(lab, tmp_path_factory):
-    result = run_playbook("playbooks/lab_alb.yml")
+    result = run_playbook("lab/playbooks/lab_alb.yml")
     assert result.rc == 0, result.output[-3000:]
     domain = certificate_domain()
     delete_albtest_resources()
@@ -295,9 +295,9 @@ def alb(lab, tmp_path_factory):
 
 
 def test_playbook_makes_the_ca_once_with_private_keys(lab):
-    first = run_playbook("playbooks/lab_alb.yml")
+    first = run_playbook("lab/playbooks/lab_alb.yml")
     assert first.rc == 0, first.output[-3000:]
-    second = run_playbook("playbooks/lab_alb.yml")
+    second = run_playbook("lab/playbooks/lab_alb.yml")
     assert second.rc == 0, second.output[-3000:]
     assert second.changed == 0, second.changed_hosts()
     for key in ("ca.key", "server.key"):
@@ -305,7 +305,7 @@ def test_playbook_makes_the_ca_once_with_private_keys(lab):
 
 
 def test_playbook_does_nothing_outside_the_lab(lab):
-    result = run_playbook("playbooks/lab_alb.yml", extra_vars={"pulse_lab": False})
+    result = run_playbook("lab/playbooks/lab_alb.yml", extra_vars={"pulse_lab": False})
     assert result.rc == 0, result.output[-3000:]
     assert result.recap["localhost"]["changed"] == 0
     assert result.recap["localhost"]["ok"] == 0

@@ -388,7 +388,7 @@ def test_alb_listeners_tls_policy_redirect_and_targets(two_nodes):
     assert (tg["Protocol"], tg["Port"], tg["HealthCheckPath"], tg["Matcher"]["HttpCode"]) == ("HTTP", 8080, "/health", "200")
     tg_attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
         TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
-    assert tg_attrs["deregistration_delay.timeout_seconds"] == "10"  # the lab's pulse_deregistration_delay
+    assert tg_attrs["deregistration_delay.timeout_seconds"] == "5"  # the lab's pulse_deregistration_delay
     targets = {t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]}
     # issue #18: a new node is registered by the converge once its gates pass (join.yml), never by
     # provisioning: until then it carries PulseJoining

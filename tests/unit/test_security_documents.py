@@ -83,12 +83,6 @@ def test_the_session_manager_policy_is_the_managed_one_without_getparameter(docs
     assert all(s["Effect"] == "Allow" for s in docs["session_manager"]["Statement"])
 
 
-def test_lab_and_production_use_the_same_documents(docs, tmp_path_factory):
-    lab = render(tmp_path_factory, pulse_lab=True)
-    for name in ("session_manager", "node", "node_backups", "builder", "buckets"):
-        assert lab[name] == docs[name], name
-
-
 def test_no_aws_managed_policy_and_no_lab_stand_in():
     tasks = yaml.safe_load((REPO / "roles/aws_stack/tasks/iam.yml").read_text())
     text = (REPO / "roles/aws_stack/tasks/iam.yml").read_text() + (REPO / "roles/aws_stack/vars/main.yml").read_text()

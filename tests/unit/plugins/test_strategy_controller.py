@@ -66,7 +66,7 @@ def test_the_controller_plays_that_call_aws_use_it_and_no_host_play_does():
         for header, play in plays(path):
             if "strategy: pulse.infra.controller" in header:
                 assert "hosts: localhost" in header and "connection: local" in header, (path, play[:80])
-    for name in ("provision.yml", "app.yml", "teardown.yml", "ci_access.yml", "deploy_app.yml", "lab_alb.yml"):
+    for name in ("provision.yml", "app.yml", "teardown.yml", "ci_access.yml", "deploy_app.yml", "../lab/playbooks/lab_alb.yml"):
         assert "strategy: pulse.infra.controller" in (REPO / "playbooks" / name).read_text(), name
 
 
