@@ -23,7 +23,7 @@ container on the ALB's subnets' Docker networks, at a fixed high address of each
   lab/moto_server.py): DescribeTargetHealth then says ``initial`` / ``healthy`` / ``unhealthy``
   as HAProxy sees the targets, ``draining`` during the deregistration delay, then ``unused``.
 
-``sync(log)`` is one reconcile pass; the instance backer (``labctl watch``) calls it every
+``sync(log)`` is one reconcile pass; the instance backer (``lab/lab_watch.py``) calls it every
 second. Run it alone with ``python lab/lab_alb.py`` (one pass) or ``--watch`` (every second).
 
 An ALB may carry the tags ``pulse-lab:https-port`` / ``pulse-lab:http-port`` to be published on
@@ -50,7 +50,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import labctl  # noqa: E402  (lab/ is on the path when labctl itself imports this module)
+import labctl  # noqa: E402  (lab/ is on the path: lab/lab_watch.py, or the caller)
 from botocore.exceptions import ClientError  # noqa: E402
 
 ALB_IMAGE_DIR = Path(__file__).resolve().parent / "alb"

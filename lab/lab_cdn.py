@@ -25,7 +25,7 @@ the way CloudFront would, following what moto says (lab/cdn/README.md):
   on every answer, errors included; gzip when the behavior compresses;
 - a disabled distribution answers 403 to everything.
 
-``sync(log)`` is one reconcile pass; the instance backer (``labctl watch``) calls it every 2 seconds.
+``sync(log)`` is one reconcile pass; the instance backer (``lab/lab_watch.py``) calls it every 2 seconds.
 Run it alone with ``python lab/lab_cdn.py`` (one pass) or ``--watch`` (every second). A
 distribution may carry the tags ``pulse-lab:https-port`` / ``pulse-lab:http-port`` to be
 published on other loopback ports (two distributions wanting the same ports: the older one gets
@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import labctl  # noqa: E402  (lab/ is on the path when labctl itself imports this module)
+import labctl  # noqa: E402  (lab/ is on the path: lab/lab_watch.py, or the caller)
 from botocore.exceptions import ClientError  # noqa: E402
 
 CDN_IMAGE_DIR = Path(__file__).resolve().parent / "cdn"

@@ -1,7 +1,7 @@
 """The lab's stand-in for what CloudWatch does by itself (lab only).
 
 moto stores metrics and alarms but publishes none of AWS's own metrics and never evaluates an
-alarm. Once a minute, from the instance backer (labctl.py watch), this module:
+alarm. Once a minute, from the instance backer (lab/lab_watch.py), this module:
 
 - publishes the AWS metrics the stack's alarms watch, from what the lab knows:
   - AWS/ApplicationELB HealthyHostCount / UnHealthyHostCount per target group and load balancer,

@@ -39,6 +39,7 @@ REGION = os.environ.get("PULSE_LAB_REGION", "us-east-2")
 SERVICES_NET = "pulse-lab-services"
 SERVICES_SUBNET = "198.18.0.0/24"
 SERVICES_IP = "198.18.0.1"
+IMDS_IP = "169.254.169.254"
 ROOTFS_IMAGE = "pulse-lab/debian12-rootfs:bookworm"
 IMAGE_REPO = "pulse-lab/debian12-systemd"
 # Stable name of the newest base image, for molecule scenarios (.config/molecule/config.yml).
@@ -63,6 +64,9 @@ KNOWN_HOSTS = SSH_DIR / "known_hosts"
 # The flags that let systemd run as PID 1 without --privileged (see shared/lab-notes.md).
 SYSTEMD_RUN_FLAGS = [
     "--cap-add", "SYS_ADMIN",
+    # An EC2 instance's root has every capability; Docker's default set lacks this one, which
+    # the backup unit keeps to read the node's data dir (roles/backup_cron).
+    "--cap-add", "DAC_READ_SEARCH",
     # Loop devices (major 7) may be opened once their node exists: EBS volumes attached to a
     # running instance appear as a device node made later (attach_devices), as on EC2.
     "--device-cgroup-rule", "b 7:* rmw",
@@ -79,9 +83,14 @@ class LabError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-# The backer (`watch`) stamps its lines: .lab/backer.log is read against request times
+# The backer (lab/lab_watch.py) stamps its lines: .lab/backer.log is read against request times
 # (lab/traffic.py Traffic.explain) and HAProxy's log.
 _log_stamps = []
+
+
+def stamp_log():
+    """From now on, every line of log() carries its UTC time to the millisecond."""
+    _log_stamps.append(True)
 
 
 def log(msg):
@@ -330,22 +339,22 @@ def ensure_network(name, subnet, labels):
     log(f"network {name} {subnet}")
 
 
-def iptables_rule(chain, rule, insert=True):
+def iptables_rule(chain, rule, insert=True, table="filter"):
     spec = rule + ["-m", "comment", "--comment", IPTABLES_COMMENT]
-    if run(["iptables", "-C", chain, *spec], check=False).returncode == 0:
+    if run(["iptables", "-t", table, "-C", chain, *spec], check=False).returncode == 0:
         return
-    run(["iptables", "-I" if insert else "-A", chain, *spec])
+    run(["iptables", "-t", table, "-I" if insert else "-A", chain, *spec])
 
 
 def iptables_cleanup():
     """Delete every rule this lab added (they carry the pulse-lab comment)."""
-    for chain in ("DOCKER-USER", "INPUT"):
-        proc = run(["iptables", "-S", chain], check=False)
+    for table, chain in (("filter", "DOCKER-USER"), ("filter", "INPUT"), ("nat", "PREROUTING")):
+        proc = run(["iptables", "-t", table, "-S", chain], check=False)
         for line in (proc.stdout or "").splitlines():
             if f'--comment {IPTABLES_COMMENT}' in line or f'--comment "{IPTABLES_COMMENT}"' in line:
                 args = line.split()[2:]
                 args = [a.strip('"') for a in args]
-                run(["iptables", "-D", chain, *args], check=False)
+                run(["iptables", "-t", table, "-D", chain, *args], check=False)
 
 
 def ensure_services():
@@ -354,6 +363,10 @@ def ensure_services():
     for port in (MOTO_PORT, GIT_PORT):
         iptables_rule("INPUT", ["-p", "tcp", "-d", SERVICES_IP, "--dport", str(port),
                                 "!", "-i", "br-+", "-j", "DROP"])
+    # The instances' metadata service (169.254.169.254:80) is the lab's moto, which answers it
+    # for the instance at the request's source address (lab/moto_server.py LabInstanceMetadata).
+    iptables_rule("PREROUTING", ["-i", "br-+", "-p", "tcp", "-d", IMDS_IP, "--dport", "80",
+                                 "-j", "DNAT", "--to-destination", f"{SERVICES_IP}:{MOTO_PORT}"], table="nat")
 
 
 def git_answers():
@@ -397,13 +410,11 @@ def moto_client(service, cache):
     return cache[service]
 
 
-def ec2_client():
-    import boto3
+_CLIENTS = {}
 
-    return boto3.client(
-        "ec2", region_name=REGION, endpoint_url=moto_url(),
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )
+
+def ec2_client():
+    return moto_client("ec2", _CLIENTS)
 
 
 def lab_containers():
@@ -692,39 +703,13 @@ def prune_networks(live_subnets):
             log(f"network {name} removed" + (f" (disconnected {', '.join(attached)})" if attached else ""))
 
 
-def watch(interval=2.0):
-    """The instance backer: sync forever, never dying on a passing error."""
-    _log_stamps.append(True)
-    log("instance backer started")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import lab_alb  # the lab's load balancer (HAProxy) for moto ALBs; see lab/alb/README.md
-    import lab_cdn  # the lab's CloudFront edge (nginx) for moto distributions; see lab/cdn/README.md
-    import lab_cloudwatch  # AWS's own metrics and the alarms' evaluation, which moto does not do
-
-    image = image_tag()
-    running = {"on": True}
-    signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
-    while running["on"]:
-        try:
-            sync(image=image)
-        except Exception as exc:  # keep the lab alive; the error is in backer.log
-            log(f"sync failed: {exc}")
-        try:
-            lab_alb.sync(log)
-        except Exception as exc:
-            log(f"load balancer sync failed: {exc}")
-        lab_cdn.sync(log)  # never raises: says a failure once in the log
-        lab_cloudwatch.tick(log)  # once a minute; never raises
-        time.sleep(interval)
-    log("instance backer stopped")
-
-
 # --------------------------------------------------------------------------- commands
 
 
 def backer_code_hash():
     here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_alb.py", "lab_cdn.py", "lab_cloudwatch.py")
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_watch.py", "lab_alb.py", "lab_cdn.py",
+                                                                     "lab_cloudwatch.py")
                                    if (here / f).exists())).hexdigest()
 
 
@@ -790,7 +775,7 @@ def lab_up(_args):
         log("the backer's code changed: restarting it")
         stop_background("backer")
     stamp.write_text(code)
-    if start_background("backer", [python, str(Path(__file__).resolve()), "watch"]):
+    if start_background("backer", [python, str(Path(__file__).resolve().with_name("lab_watch.py"))]):
         log("instance backer started (log: .lab/backer.log)")
     else:
         log("instance backer already running")
@@ -827,10 +812,6 @@ def cmd_sync(_args):
     if not moto_answers():
         raise LabError("moto is not running: `make lab-up` first.")
     sync()
-
-
-def cmd_watch(_args):
-    watch()
 
 
 def cmd_status(_args):
@@ -872,7 +853,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("check", cmd_check), ("up", cmd_up), ("down", cmd_down), ("sync", cmd_sync),
-                       ("watch", cmd_watch), ("status", cmd_status), ("image", lambda a: print(ensure_image()))):
+                       ("status", cmd_status), ("image", lambda a: print(ensure_image()))):
         sub.add_parser(name).set_defaults(func=func)
     outage = sub.add_parser("outage", help="lose an availability zone (docker pause), --end to bring it back")
     outage.add_argument("--zone", required=True)

@@ -453,6 +453,111 @@ class LabTargetHealth:
         return application
 
 
+# --------------------------------------------------------------------------- instance metadata
+
+
+class LabInstanceMetadata:
+    """The instance metadata service (IMDSv2) of the lab's instances, from moto's state.
+
+    lab/labctl.py sends the lab containers' requests for 169.254.169.254:80 here (an iptables
+    DNAT to the services address): the source address is the instance's private address, by
+    which the instance is found. As on EC2:
+
+    - ``PUT /latest/api/token`` first (IMDSv2: a GET without a valid token is refused, 401);
+    - ``meta-data/instance-id``, ``placement/availability-zone``, ``placement/region``,
+      ``local-ipv4``, ``dynamic/instance-identity/document``;
+    - ``meta-data/iam/security-credentials/`` names the role of the instance's profile and
+      ``.../<role>`` gives temporary credentials for it (the lab's dummy keys: moto does not
+      check them), so boto3 on a node takes the instance role's path, as in AWS. An instance
+      without a profile gets none (404), as on EC2.
+
+    A request from an address that is no instance gets 404 for everything.
+    """
+
+    HOST = "169.254.169.254"
+    ACCESS_KEY = "lab-not-a-secret"
+
+    def __init__(self, account_id=None):
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        self.account_id = account_id or DEFAULT_ACCOUNT_ID
+        self.tokens = {}
+
+    def instance(self, address):
+        from moto.ec2.models import ec2_backends
+
+        for backend in list(ec2_backends[self.account_id].values()):
+            for instance in backend.all_instances():
+                if instance.private_ip == address and instance.state in ("pending", "running"):
+                    return backend, instance
+        return None, None
+
+    @staticmethod
+    def role(backend, instance):
+        association = backend.iam_instance_profile_associations.get(instance.id)
+        roles = association.iam_instance_profile.roles if association is not None else []
+        return roles[0].name if roles else None
+
+    def answer(self, method, path, address, token, now=None):
+        """(status, content type, body) for one request."""
+        import secrets
+
+        now = time.time() if now is None else now
+        if method == "PUT" and path == "/latest/api/token":
+            value = secrets.token_urlsafe(24)
+            self.tokens = {t: exp for t, exp in self.tokens.items() if exp > now}
+            self.tokens[value] = now + 21600
+            return 200, "text/plain", value
+        if method != "GET":
+            return 405, "text/plain", "method not allowed"
+        if self.tokens.get(token, 0) <= now:
+            return 401, "text/plain", "unauthorized: PUT /latest/api/token first (IMDSv2)"
+        backend, instance = self.instance(address)
+        if instance is None:
+            return 404, "text/plain", "not found"
+        zone = instance.placement.zone
+        region = backend.region_name
+        document = {"accountId": self.account_id, "instanceId": instance.id, "region": region,
+                    "availabilityZone": zone, "privateIp": instance.private_ip, "imageId": instance.image_id,
+                    "instanceType": instance.instance_type, "architecture": "x86_64"}
+        meta = {"instance-id": instance.id, "placement/availability-zone": zone, "placement/region": region,
+                "local-ipv4": instance.private_ip, "ami-id": instance.image_id, "instance-type": instance.instance_type}
+        role = self.role(backend, instance)
+        if path == "/latest/dynamic/instance-identity/document":
+            return 200, "application/json", json.dumps(document)
+        if path.startswith("/latest/meta-data/iam/security-credentials"):
+            wanted = path[len("/latest/meta-data/iam/security-credentials"):].strip("/")
+            if role is None or wanted not in ("", role):
+                return 404, "text/plain", "not found"
+            if wanted == "":
+                return 200, "text/plain", role
+            expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 6 * 3600))
+            return 200, "application/json", json.dumps({
+                "Code": "Success", "Type": "AWS-HMAC", "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                "AccessKeyId": self.ACCESS_KEY, "SecretAccessKey": self.ACCESS_KEY, "Token": f"lab-token-{instance.id}",
+                "Expiration": expiration})
+        key = path[len("/latest/meta-data/"):] if path.startswith("/latest/meta-data/") else None
+        if key in meta:
+            return 200, "text/plain", meta[key]
+        return 404, "text/plain", "not found"
+
+    def wsgi(self, app):
+        """app, with the requests addressed to the metadata service answered here."""
+        lab = self
+
+        def application(environ, start_response):
+            if environ.get("HTTP_HOST", "").split(":")[0] != lab.HOST:
+                return app(environ, start_response)
+            status, kind, body = lab.answer(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""),
+                                            environ.get("REMOTE_ADDR"), environ.get("HTTP_X_AWS_EC2_METADATA_TOKEN"))
+            data = body.encode()
+            reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}[status]
+            start_response(f"{status} {reason}", [("Content-Type", kind), ("Content-Length", str(len(data)))])
+            return [data]
+
+        return application
+
+
 # --------------------------------------------------------------------------- CloudFront (app hosting)
 
 
@@ -688,6 +793,7 @@ def main(argv=None):
     subnets_of_two_vpcs_never_overlap()
     LabCloudFront().install()
     app = LabTargetHealth().install().wsgi(DomainDispatcherApplication(create_backend_app))
+    app = LabInstanceMetadata().wsgi(app)
     servers = [
         make_server(addr, args.port, app, threaded=True, request_handler=MotoRequestHandler)
         for addr in args.bind

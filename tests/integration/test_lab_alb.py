@@ -265,7 +265,7 @@ def alb(lab, tmp_path_factory):
                      timeout=90, what=f"instance {iid} to boot")
             start_web(iid)
         elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": iid} for iid in instances])
-        # The lab's one balancer process is the instance backer's (labctl watch runs lab_alb's
+        # The lab's one balancer process is the instance backer's (lab/lab_watch.py runs lab_alb's
         # passes and its follower): a second `lab_alb.py --watch` here would keep a health view of
         # its own and post it to moto as well, which no ALB does.
         log = REPO / ".lab" / "backer.log"

@@ -58,3 +58,26 @@ def test_debian_mirror_read_from_deb822(tmp_path, monkeypatch, sources, expected
     real_path = labctl.Path
     monkeypatch.setattr(labctl, "Path", lambda p: path if p.endswith("debian.sources") else real_path(tmp_path / "none"))
     assert labctl.debian_mirror() == expected
+
+
+def test_no_lab_module_imports_another_in_a_circle():
+    """labctl is the base: lab_alb, lab_cdn, lab_cloudwatch import it, lab_watch imports them all,
+    and labctl imports none of them."""
+    import ast
+
+    lab = REPO / "lab"
+    graph = {}
+    for path in lab.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        graph[path.stem] = {name for name in imported if (lab / f"{name}.py").exists()}
+    assert graph["labctl"] == set()
+
+    def reaches(start, target, seen=()):
+        return any(n == target or (n not in seen and reaches(n, target, seen + (n,))) for n in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m)] == []

@@ -83,8 +83,8 @@ def test_readme_shows_the_default(name):
     assert readme_defaults()[name] == as_readme(defaults()[name])
 
 
-def test_secret_is_no_log():
-    assert options()["pulse_metrics_aws_secret_key"].get("no_log") is True
+def test_no_credential_variable_the_instance_role_gives_them():
+    assert not [name for name in options() if name.endswith(("_access_key", "_secret_key"))]
 
 
 def test_platforms():

@@ -367,7 +367,7 @@ def freeze(mount, required):
     if required:
         raise BackupError(f"fsfreeze --freeze {mount} failed ({out}); freeze_required is true")
     log(f"fsfreeze --freeze {mount} failed ({out}); freeze_required is false: snapshot without "
-        "freezing (after a sync) - acceptable in the lab only", "warning")
+        "freezing (after a sync): crash-consistent only", "warning")
     os.sync()
     return False
 
