@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help venv lab lab-up lab-down lab-status lab-release status test lint unit
+.PHONY: help venv lab lab-up lab-down lab-status lab-release status test lint unit sanity lab-test
 
 help: ## list the targets and the everyday operations
 	@echo "Targets:"
@@ -51,6 +51,13 @@ lint: venv ## ansible-lint, production profile
 
 unit: venv ## unit tests only: no lab, no Docker, no root (two workers)
 	pytest -n 2 -p no:cacheprovider tests/unit
+
+sanity: venv ## ansible-test sanity on the collection as it ships (tests/sanity/run)
+	tests/sanity/run
+
+lab-test: venv ## the lab tests only, in order (root, Docker); the lab stays up
+	$(VENV)/bin/python lab/labctl.py up
+	pytest $(LAB_ONLY) -m "not teardown"
 
 MOLECULE_WORKERS ?= 1
 # The tests that need no lab stack: they run in the background, beside the lab tests.

@@ -117,7 +117,7 @@ class ActionModule(ActionBase):
             for bad, suggestion in problems:
                 said.append(f"'{bad}' (did you mean '{suggestion}'?)" if suggestion else f"'{bad}'")
             result["failed"] = True
-            result["unknown"] = [bad for bad, _ in problems]
+            result["unknown"] = [problem[0] for problem in problems]
             result["msg"] = (
                 f"{name}: unknown parameter{'s' if len(said) > 1 else ''} {', '.join(said)}. "
                 f"Nothing was changed.\n{text}"
@@ -125,4 +125,3 @@ class ActionModule(ActionBase):
             return result
         result["msg"] = f"{name}: parameters checked ({', '.join(sorted(set(extra) & set(parameters))) or 'none given'})"
         return result
-

@@ -26,7 +26,7 @@ extends_documentation_fragment:
   - result_format_callback
 requirements:
   - set as stdout in configuration
-author: pulse.infra contributors
+author: Pulse infrastructure team (@pulse-infra)
 """
 
 from ansible.plugins.callback.default import CallbackModule as _Default

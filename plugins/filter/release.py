@@ -36,6 +36,7 @@ _SERIES = re.compile(rf"^v?(?P<major>{_NUM})(?:\.(?P<minor>{_NUM}))?$")
 _FORMS = "vMAJOR.MINOR.PATCH or vMAJOR.MINOR.PATCH-PRERELEASE, e.g. v1.2.0 or v1.2.0-rc.1; the leading v is optional"
 _REQUEST_FORMS = f"{_FORMS}; or a series: v1.2 (the newest v1.2.x) or v1 (the newest v1.x.y)"
 
+
 def _describe(value):
     return repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
 
@@ -117,7 +118,7 @@ def release_sort(values, reverse=False):
         raise AnsibleFilterError(f"release_sort expects a list of versions, got {_describe(values)}")
     keyed = [(_precedence(p), v) for v, p in ((v, _parse(v)) for v in values) if p is not None]
     keyed.sort(key=lambda item: item[0], reverse=bool(reverse))
-    return [v for _, v in keyed]
+    return [item[1] for item in keyed]
 
 
 def resolve_release(requested, available):

@@ -32,7 +32,7 @@ def provider_key(url):
     """
     value = (url or "").strip()
     value = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", value).rstrip("/")
-    host, _, path = value.partition("/")
+    host, _sep, path = value.partition("/")
     return host.lower() + (("/" + path) if path else "")
 
 

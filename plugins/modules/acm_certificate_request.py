@@ -23,7 +23,7 @@ description:
     to a load balancer cannot be deleted; the module then fails and names the users.
   - M(community.aws.acm_certificate) only imports certificates; this module requests them.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   state:
     description:

@@ -19,11 +19,11 @@ description:
     reports no change.
   - Use the returned RV(id) as the origin's C(origin_access_control_id) in
     M(community.aws.cloudfront_distribution) (with C(s3_origin_access_identity_enabled=false)).
-  - Neither M(amazon.aws) nor M(community.aws) manages origin access controls (amazon.aws 10,
+  - Neither C(amazon.aws) nor C(community.aws) manages origin access controls (amazon.aws 10,
     community.aws 10); this module follows their conventions (connection options, retries with
     backoff, check mode, diff).
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   name:
     description:
@@ -63,7 +63,7 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - Supports check mode (nothing is written; RV(changed) says whether it would be) and diff mode
+  - Supports check mode (nothing is written; C(changed) says whether it would be) and diff mode
     (the settings before and after).
   - CloudFront is a global service; the region of the connection does not matter.
 extends_documentation_fragment:

@@ -21,7 +21,7 @@ description:
     reports a change whenever CloudFront's modification time is recent, i.e. at every run; this
     module compares first. CORS settings are not managed here.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   name:
     description:

@@ -13,11 +13,11 @@ description:
   - Manages one Amazon CloudWatch dashboard by name with C(PutDashboard) / C(DeleteDashboards).
   - Idempotent. The dashboard is only written when its current body differs from O(body) as a
     JSON document (whitespace and key order do not count), so a second run reports no change.
-  - Neither M(amazon.aws) nor M(community.aws) has a dashboard module (amazon.aws 10,
+  - Neither C(amazon.aws) nor C(community.aws) has a dashboard module (amazon.aws 10,
     community.aws 10); this one follows their conventions (connection options, retries with
     backoff, check mode, diff).
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   name:
     description:
@@ -39,7 +39,7 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - Supports check mode (nothing is written; RV(changed) says whether it would be) and diff mode
+  - Supports check mode (nothing is written; C(changed) says whether it would be) and diff mode
     (the bodies before and after).
   - CloudWatch checks the body when it is written; a body it refuses fails the task with its
     validation messages. Warnings it returns for an accepted body are in RV(validation_messages).

@@ -37,9 +37,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Changes nothing in any mode; it checks the parameters in check mode too.
   action:
     support: full
-author: Pulse infrastructure team
+    description: An action plugin runs it on the controller (it reads the play's extra variables).
+author: Pulse infrastructure team (@pulse-infra)
 """
 
 EXAMPLES = r"""

@@ -26,7 +26,7 @@ description:
   - Neither M(amazon.aws.iam_role) nor any other amazon.aws or community.aws module manages
     OIDC providers.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   state:
     description:

@@ -21,7 +21,7 @@ description:
     published before this module, whose record is made from what is there).
   - Returns the object's C(VersionId) (versioned bucket) and sha256, what the release record pins.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   bucket:
     description: The bucket.
@@ -42,7 +42,7 @@ options:
     type: str
     default: application/octet-stream
 notes:
-  - Supports check mode (nothing is uploaded; RV(changed) says whether it would be).
+  - Supports check mode (nothing is uploaded; C(changed) says whether it would be).
   - One C(PutObject) request (objects up to 5 GiB), because If-None-Match is not accepted by the parts of
     a multipart upload.
 extends_documentation_fragment:
@@ -121,7 +121,7 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
             bucket=dict(type="str", required=True),
-            key=dict(type="str", required=True),
+            key=dict(type="str", required=True, no_log=False),  # an S3 object key, not a secret
             src=dict(type="path"),
             sha256=dict(type="str"),
             content_type=dict(type="str", default="application/octet-stream"),

@@ -13,7 +13,7 @@ description:
   - Sets the topic attribute C(KmsMasterKeyId) (server-side encryption) when it differs;
     M(community.aws.sns_topic) 10 has no option for it.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   topic_arn:
     description: The topic.

@@ -16,7 +16,7 @@ description:
     value silently; a release record must not.
   - Without O(value), only reads the parameter (RV(exists), RV(value)); nothing is written.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   name:
     description: The parameter name (a path such as C(/pulse/lab/releases/v1.2.0)).

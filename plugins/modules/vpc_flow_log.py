@@ -14,9 +14,9 @@ description:
     the VPC id and the log group name (never by a remembered flow log id).
   - Idempotent. A flow log with another traffic type or delivery role is replaced (flow logs
     cannot be modified).
-  - Neither M(amazon.aws) 10 nor M(community.aws) 10 has a flow log module.
+  - Neither C(amazon.aws) 10 nor C(community.aws) 10 has a flow log module.
 author:
-  - Pulse infrastructure team
+  - Pulse infrastructure team (@pulse-infra)
 options:
   vpc_id:
     description: The VPC.

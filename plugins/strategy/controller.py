@@ -24,7 +24,7 @@ description:
   - >-
     Without Mitogen installed, or with the environment variable E(PULSE_MITOGEN=0), this is
     ansible.builtin.linear.
-author: pulse.infra contributors
+author: Pulse infrastructure team (@pulse-infra)
 """
 
 import os

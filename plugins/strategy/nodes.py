@@ -30,7 +30,7 @@ description:
   - >-
     Without Mitogen installed, or with the environment variable E(PULSE_MITOGEN=0), this is
     ansible.builtin.linear.
-author: pulse.infra contributors
+author: Pulse infrastructure team (@pulse-infra)
 """
 
 from ansible_collections.pulse.infra.plugins.strategy.controller import StrategyModule as _Controller

@@ -182,7 +182,7 @@ class Forwarder:
         ended = False
         try:
             while not self.stop:
-                ready, _, _ = select.select([stream], [], [], 1.0)
+                ready = select.select([stream], [], [], 1.0)[0]
                 if self.reopen or output.rotated():
                     self.reopen = False
                     output.open()

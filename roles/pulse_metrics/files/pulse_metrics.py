@@ -271,7 +271,7 @@ def metric_data(sample, dimensions, timestamp):
 def prometheus_text(sample, dimensions, now):
     labels = ",".join(f'{k.lower()}="{v}"' for k, v in dimensions.items())
     lines = []
-    for name, (_, prom, help_text) in METRICS.items():
+    for name, (_unit, prom, help_text) in METRICS.items():
         if name not in sample:
             continue
         lines += [f"# HELP {prom} {help_text}", f"# TYPE {prom} gauge", f"{prom}{{{labels}}} {sample[name]}"]
