@@ -4,12 +4,16 @@ are listed, each with its reason, in tests/sanity/ignore-2.19.txt."""
 
 import subprocess
 
+import pytest
+
 from conftest import REPO
 
 
 def test_ansible_test_sanity_passes():
     proc = subprocess.run([str(REPO / "tests/sanity/run")], cwd=REPO, text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=1800, check=False)
+    if proc.returncode == 77:
+        pytest.skip(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0, proc.stdout[-8000:]
 
 
