@@ -99,6 +99,17 @@ def run_playbook(playbook, *args, extra_vars=None, check=False, env=None, timeou
     return result
 
 
+def load_lab_module(path, name):
+    """A fresh copy of a lab/ module (e.g. lab/moto_server.py) under its own name, so that a test's
+    patches never leak into another's import of it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def labctl(*args, check=True):
     proc = subprocess.run(
         [sys.executable, str(REPO / "lab" / "labctl.py"), *args], cwd=REPO,

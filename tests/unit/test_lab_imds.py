@@ -2,23 +2,19 @@
 the caller's private address, with the instance role's credentials only for an instance with a
 profile, as on EC2."""
 
-import importlib.util
 import json
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from conftest import REPO
+from conftest import load_lab_module
 
 REGION = "us-east-2"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("lab_moto_server_imds", REPO / "lab/moto_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lab_module("lab/moto_server.py", "lab_moto_server_imds")
 
 
 @pytest.fixture

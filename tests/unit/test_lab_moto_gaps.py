@@ -2,23 +2,18 @@
 run against AWS with no lab-only task: the official images, a new load balancer's attributes,
 a record set created again, and the lab's own limit on overlapping subnets."""
 
-import importlib.util
-
 import boto3
 import botocore.exceptions
 import pytest
 from moto import mock_aws
 
-from conftest import REPO
+from conftest import REPO, load_lab_module
 
 REGION = "us-east-2"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("lab_moto_server_gaps", REPO / "lab/moto_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lab_module("lab/moto_server.py", "lab_moto_server_gaps")
 
 
 @pytest.fixture

@@ -2,23 +2,19 @@
 building (moto registers the reservation before the block devices; the backer, polling from
 another thread, once backed an instance without its data volume)."""
 
-import importlib.util
 import threading
 
 import boto3
 from moto import mock_aws
 
-from conftest import REPO
+from conftest import load_lab_module
 
 NAMES = ("run_instances", "describe_instances", "get_reservations_by_instance_ids",
          "all_instances", "all_reservations")
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("lab_moto_server_instances", REPO / "lab/moto_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lab_module("lab/moto_server.py", "lab_moto_server_instances")
 
 
 def described_while_a_run_adds_its_volume(patched):

@@ -1,19 +1,14 @@
 """lab/moto_server.py: DescribeVolumes says SnapshotId "" for a volume made from no snapshot, as EC2
 does (moto leaves it out, and amazon.aws.ec2_vol_info fails on that: playbooks/report.yml)."""
 
-import importlib.util
-
 import boto3
 from moto import mock_aws
 
-from conftest import REPO
+from conftest import load_lab_module
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("lab_moto_server_volumes", REPO / "lab/moto_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lab_module("lab/moto_server.py", "lab_moto_server_volumes")
 
 
 def test_a_volume_from_no_snapshot_says_so_and_one_from_a_snapshot_names_it():
