@@ -1,10 +1,11 @@
 # Copyright: Pulse infrastructure team
 # Apache License 2.0 (see galaxy.yml)
-"""What a replacement node starts from (roles/aws_stack/tasks/instances.yml): its kept data volume,
+"""The environment's fleet: the names of the plan (playbooks/status.yml, playbooks/report.yml), and
+what a replacement node starts from (roles/aws_stack/tasks/instances.yml): its kept data volume,
 or else the newest snapshot of it.
 
-The filters' ansible-doc documentation is in their sidecar files plugins/filter/kept_data_volumes.yml
-and plugins/filter/data_snapshots.yml.
+The filters' ansible-doc documentation is in their sidecar files plugins/filter/planned_names.yml,
+plugins/filter/kept_data_volumes.yml and plugins/filter/data_snapshots.yml.
 """
 
 from __future__ import annotations
@@ -19,6 +20,23 @@ def _tags(resource):
     if isinstance(tags, list):  # boto3's [{Key, Value}] form
         tags = {t.get("Key"): t.get("Value") for t in tags}
     return tags
+
+
+def planned_names(prefix, node_count, builder_count=0):
+    """<prefix>-node-1..N, then <prefix>-builder-1..M: the instances the plan names."""
+    if not isinstance(prefix, str) or not prefix:
+        raise AnsibleFilterError(f"planned_names: the prefix must be a non-empty string, got {prefix!r}")
+    counts = []
+    for what, value in (("node_count", node_count), ("builder_count", builder_count)):
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            raise AnsibleFilterError(f"planned_names: {what} must be a whole number, got {value!r}") from None
+        if count < 0:
+            raise AnsibleFilterError(f"planned_names: {what} must not be negative, got {count}")
+        counts.append(count)
+    return ([f"{prefix}-node-{i}" for i in range(1, counts[0] + 1)]
+            + [f"{prefix}-builder-{i}" for i in range(1, counts[1] + 1)])
 
 
 def kept_data_volumes(plan, instances, volumes, zones):
@@ -74,4 +92,5 @@ class FilterModule:
     """pulse.infra fleet filters."""
 
     def filters(self):
-        return {"kept_data_volumes": kept_data_volumes, "data_snapshots": data_snapshots}
+        return {"planned_names": planned_names, "kept_data_volumes": kept_data_volumes,
+                "data_snapshots": data_snapshots}

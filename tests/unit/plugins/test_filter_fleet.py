@@ -77,7 +77,8 @@ def test_an_argument_that_is_not_a_list_is_refused(position):
 
 
 def test_registered_under_its_name():
-    assert fleet.FilterModule().filters() == {"kept_data_volumes": fleet.kept_data_volumes,
+    assert fleet.FilterModule().filters() == {"planned_names": fleet.planned_names,
+                                              "kept_data_volumes": fleet.kept_data_volumes,
                                               "data_snapshots": fleet.data_snapshots}
 
 
@@ -110,3 +111,19 @@ def test_snapshot_arguments_are_checked():
         fleet.data_snapshots(PLAN, [], [], [])
     with pytest.raises(AnsibleFilterError, match="snapshots must be a list"):
         fleet.data_snapshots(PLAN, [], {}, "x")
+
+
+# ---------------------------------------------------------------- planned_names
+
+def test_planned_names_are_the_nodes_then_the_builders():
+    planned_names = fleet.planned_names
+    assert planned_names("pulse-lab", 3, 1) == ["pulse-lab-node-1", "pulse-lab-node-2", "pulse-lab-node-3",
+                                                 "pulse-lab-builder-1"]
+    assert planned_names("pulse-lab", "2") == ["pulse-lab-node-1", "pulse-lab-node-2"]
+    assert planned_names("p-e", 0, 0) == []
+
+
+@pytest.mark.parametrize("args, said", [(("", 3), "prefix"), (("p", "three"), "node_count"), (("p", 3, -1), "builder_count")])
+def test_planned_names_refuses_bad_input(args, said):
+    with pytest.raises(AnsibleFilterError, match=said):
+        fleet.planned_names(*args)
