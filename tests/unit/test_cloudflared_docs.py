@@ -13,7 +13,6 @@ SPEC = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argum
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 README = (ROLE / "README.md").read_text()
 ROW_RE = re.compile(r"^\| `(?P<name>cloudflared_[a-z0-9_]+)` \| (?P<default>[^|]+?) \| (?P<description>[^|]+?) \|$", re.M)
-TYPES = {"str": str, "path": str, "dict": dict, "list": list, "bool": bool, "int": int}
 
 
 def readme_rows():
@@ -37,25 +36,6 @@ def test_same_variables_everywhere():
 
 def test_readme_table_order_follows_argument_specs():
     assert list(readme_rows()) == list(SPEC)
-
-
-def test_every_variable_is_prefixed_and_described():
-    for name, spec in SPEC.items():
-        assert name.startswith("cloudflared_"), name
-        assert spec.get("description"), f"{name} has no description in argument_specs.yml"
-
-
-@pytest.mark.parametrize("name", sorted(SPEC))
-def test_argument_spec_matches_defaults(name):
-    spec, value = SPEC[name], DEFAULTS[name]
-    assert isinstance(value, TYPES[spec["type"]]), f"{name}: default {value!r} is not a {spec['type']}"
-    if spec.get("required"):
-        assert "default" not in spec, f"{name} is required: no default in argument_specs.yml"
-        assert value == "", f"{name} is required: defaults/main.yml must leave it empty"
-    else:
-        assert spec["default"] == value, f"{name}: argument_specs.yml says {spec['default']!r}, defaults/main.yml {value!r}"
-    if "choices" in spec:
-        assert value in spec["choices"], f"{name}: default {value!r} is not one of {spec['choices']}"
 
 
 @pytest.mark.parametrize("name", sorted(SPEC))

@@ -11,7 +11,6 @@ import yaml
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "cloudwatch_agent"
 PREFIX = "cloudwatch_agent_"
-TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "path": str}
 
 
 def defaults():
@@ -51,25 +50,6 @@ def as_readme(value):
     if isinstance(value, str):
         return "`\"\"`" if value == "" else f"`{value}`"
     return f"`{json.dumps(value)}`"
-
-
-def test_defaults_and_argument_specs_have_the_same_variables():
-    assert set(defaults()) == set(options())
-
-
-def test_every_variable_is_prefixed_with_the_role_name():
-    assert all(name.startswith(PREFIX) for name in defaults())
-
-
-@pytest.mark.parametrize("name", sorted(defaults()))
-def test_argument_spec_matches_the_default(name):
-    spec, default = options()[name], defaults()[name]
-    assert spec.get("default") == default, f"{name}: argument_specs default {spec.get('default')!r} != {default!r}"
-    assert isinstance(default, TYPES[spec["type"]]), f"{name}: {default!r} is not {spec['type']}"
-    assert not spec.get("required"), f"{name}: has a default, so it is not required (preflight checks values)"
-    assert spec.get("description"), f"{name}: no description"
-    if "choices" in spec:
-        assert default in spec["choices"]
 
 
 def test_readme_table_lists_every_variable_once():
