@@ -99,6 +99,15 @@ def run_playbook(playbook, *args, extra_vars=None, check=False, env=None, timeou
     return result
 
 
+def readme_cell(value):
+    """A default as the roles' README tables show it: `true`, `""`, `8080`, `/opt/pulse`."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
 def load_lab_module(path, name):
     """A fresh copy of a lab/ module (e.g. lab/moto_server.py) under its own name, so that a test's
     patches never leak into another's import of it."""

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, readme_cell as as_cell
 
 ROLE = REPO / "roles" / "ebs_data"
 ROW_RE = re.compile(r"^\|\s*`(?P<name>ebs_data_[a-z0-9_]+)`\s*\|\s*(?P<default>[^|]*?)\s*\|")
@@ -37,14 +37,6 @@ def readme_rows():
             assert match["name"] not in rows, f"{match['name']} has two rows in the README table"
             rows[match["name"]] = match["default"]
     return rows
-
-
-def as_cell(value):
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if value == "":
-        return '`""`'
-    return f"`{value}`"
 
 
 def test_argument_spec_and_readme_table_name_the_same_variables():

@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, readme_cell as cell
 
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "meta/argument_specs.yml").is_file())
 TYPES = {"str", "int", "bool", "path", "list", "dict", "float", "raw"}
@@ -44,14 +44,6 @@ def readme_rows(role):
         if match:
             rows.setdefault(match[1], line)
     return rows
-
-
-def cell(value):
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if value == "":
-        return '`""`'
-    return f"`{value}`"
 
 
 CASES = [(role, entry, name) for role in ROLES for entry, name, _ in options(role)]
