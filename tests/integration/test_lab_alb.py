@@ -396,7 +396,7 @@ def test_deregistered_target_drains_and_gets_no_new_requests(alb):
     # The in-flight requests completed, including those on the deregistered target.
     assert sorted(s for s, _ in slow) == [200] * 4, slow
     assert leaving in {iid for _, iid in slow}, slow
-    # Draining is over after the delay: unused (what playbooks/tasks/rollout/drain.yml waits for).
+    # Draining is over after the delay: unused (what roles/pulse_rollout/tasks/drain.yml waits for).
     unused_at = wait_for(lambda: moto_health(elb, tg, leaving) == ("unused", "Target.NotRegistered")
                          and time.time(), timeout=15, interval=0.2, what="the target to be unused")
     print(f"deregistered target: unused {unused_at - t0:.2f}s after deregistration (delay 5 s)")

@@ -229,7 +229,7 @@ USERS = {
     "roles/rust_build/tasks/preflight.yml": "rust_build_version | pulse.infra.is_release_tag",
     "roles/pulse_node_systemd/tasks/preflight.yml": "pulse_node_systemd_version | pulse.infra.is_release_tag",
     "roles/pulse_node_systemd/vars/main.yml": "pulse_node_systemd_version | string | pulse.infra.release_bare",
-    "playbooks/tasks/rollout/deploy_host.yml": "pulse_node_systemd_version | pulse.infra.release_bare",
+    "roles/pulse_rollout/tasks/deploy.yml": "pulse_node_systemd_version | pulse.infra.release_bare",
     "playbooks/deploy_node.yml": "version | pulse.infra.resolve_release(",
     "playbooks/build_node.yml": "pulse_build_version | pulse.infra.resolve_release(",
 }
