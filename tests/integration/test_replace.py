@@ -120,7 +120,7 @@ def test_it_joined_the_load_balancer_only_through_its_gates(replaced):
     new = replaced["new"]
     out = replaced["result"].output
     # provisioning launched it with PulseJoining and did not register it; the converge's join gates did
-    assert "TASK [Join gate: the chain is at most pulse_rollout_join_max_lag blocks behind the highest peer]" in out
+    assert "pulse_rollout : Join gate: the chain is at most pulse_rollout_join_max_lag blocks behind the highest peer]" in out
     assert "PulseJoining" not in {t["Key"] for t in new.get("Tags", [])}
     assert "PulseJoining" not in {t["Key"] for t in replaced["new_gone"].get("Tags", [])}
     elb = aws("elbv2")
