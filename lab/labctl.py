@@ -706,6 +706,16 @@ def prune_networks(live_subnets):
 # --------------------------------------------------------------------------- commands
 
 
+def moto_code_hash():
+    return hashlib.sha256((Path(__file__).resolve().parent / "moto_server.py").read_bytes()).hexdigest()
+
+
+def moto_code_current():
+    """Whether the running moto was started from the current lab/moto_server.py (unknown: no)."""
+    stamp = LAB_DIR / "moto.code"
+    return stamp.exists() and stamp.read_text() == moto_code_hash()
+
+
 def backer_code_hash():
     here = Path(__file__).resolve().parent
     return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_watch.py", "lab_alb.py", "lab_cdn.py",
@@ -754,6 +764,10 @@ def lab_up(_args):
     python = sys.executable
     if moto_answers():
         log(f"moto already answering on {moto_url()}")
+        if not moto_code_current():
+            # moto keeps the lab's state in memory: restarting it here would lose the stack.
+            log("WARNING: moto runs an older lab/moto_server.py (e.g. without the instance metadata "
+                "service); `make lab-down && make lab` starts it with the current one")
     else:
         # moto "issues" a DNS-validated ACM certificate after this many seconds (default 60).
         os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "5")
@@ -767,6 +781,7 @@ def lab_up(_args):
         else:
             raise LabError(f"moto did not start: see {LAB_DIR / 'moto.log'}")
         log(f"moto started on {moto_url()} and {moto_url(SERVICES_IP)}")
+        (LAB_DIR / "moto.code").write_text(moto_code_hash())
     ensure_git_remote()
     ensure_certificates()
     code = backer_code_hash()

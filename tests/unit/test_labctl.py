@@ -81,3 +81,14 @@ def test_no_lab_module_imports_another_in_a_circle():
         return any(n == target or (n not in seen and reaches(n, target, seen + (n,))) for n in graph.get(start, ()))
 
     assert [m for m in graph if reaches(m, m)] == []
+
+
+def test_a_moto_started_from_other_code_is_told_apart(tmp_path, monkeypatch):
+    """`labctl up` warns (and does not restart moto, which would lose the lab's state) when the
+    running moto was started from another lab/moto_server.py."""
+    monkeypatch.setattr(labctl, "LAB_DIR", tmp_path)
+    assert not labctl.moto_code_current()  # no stamp: unknown
+    (tmp_path / "moto.code").write_text(labctl.moto_code_hash())
+    assert labctl.moto_code_current()
+    (tmp_path / "moto.code").write_text("0" * 64)
+    assert not labctl.moto_code_current()
