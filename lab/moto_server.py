@@ -67,7 +67,7 @@ def volumes_without_snapshot_say_so():
     elastic_block_store.Volume.__init__ = __init__
 
 
-# The official images the playbooks look up (roles/aws_stack/vars/main.yml, _aws_stack_ami_catalog)
+# The official images the playbooks look up (roles/aws_compute/vars/main.yml, _aws_compute_ami_catalog)
 # that moto does not ship, by their owner's account id and with a name of the official pattern
 # (moto ships Amazon Linux 2023 images itself). Every lab instance container runs the lab's base
 # image whatever the AMI.

@@ -55,7 +55,7 @@ def changed_tasks(result):
     """Names of the tasks that reported a change, in order (from the default callback output)."""
     names, task = [], None
     for line in result.output.splitlines():
-        match = re.match(r"^TASK \[(?:pulse\.infra\.aws_stack : )?(.*?)\] \*+", line)
+        match = re.match(r"^TASK \[(?:pulse\.infra\.aws_[a-z_]+ : )?(.*?)\] \*+", line)
         if match:
             task = match.group(1)
         elif line.startswith("changed:") and task and (not names or names[-1] != task):

@@ -54,7 +54,7 @@ def test_the_catalog_of_the_role_names_the_images_the_lab_serves(patched):
 
     import yaml
 
-    catalog = yaml.safe_load((REPO / "roles/aws_stack/vars/main.yml").read_text())["_aws_stack_ami_catalog"]
+    catalog = yaml.safe_load((REPO / "roles/aws_compute/vars/main.yml").read_text())["_aws_compute_ami_catalog"]
     for family, entry in catalog.items():
         ec2 = boto3.client("ec2", region_name=REGION)
         found = ec2.describe_images(Owners=[entry["owner"]], Filters=[{"Name": "name", "Values": [entry["name"]]}])["Images"]

@@ -7,10 +7,12 @@ import yaml
 from conftest import REPO
 
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir())
-# aws_stack talks only to the AWS APIs: it is tested against moto by
+# aws_stack and the roles it is made of talk only to the AWS APIs: they are tested against moto by
 # tests/integration/test_provision.py (amazon.aws integration-target style), not by molecule.
+_STACK = "tested against moto by tests/integration/test_provision.py (through roles/aws_stack)"
 NO_MOLECULE = {
     "aws_stack": "tested against moto by tests/integration/test_provision.py",
+    **{role: _STACK for role in ("aws_network", "aws_storage_iam", "aws_compute", "aws_ingress", "aws_observability")},
     "ci_access": "tested against moto by tests/integration/test_ci_access.py (and its workflow by tests/unit/test_ci_workflow.py)",
     "pulse_rollout": "each entry point needs a load balancer and peers: the lab integration tests run them under traffic "
                      "(test_deploy, test_converge, test_replace, test_restore, test_retire, test_release)",

@@ -1,5 +1,5 @@
-"""Issue #13: the IAM and bucket policy documents of roles/aws_stack, rendered without AWS
-(tests/unit/playbooks/render_aws_stack_documents.yml) and evaluated with a policy evaluator
+"""Issue #13: the IAM and bucket policy documents of roles/aws_storage_iam and roles/aws_network, rendered without AWS
+(tests/unit/playbooks/render_stack_documents.yml) and evaluated with a policy evaluator
 (tests/iam_eval.py): what a node, the builder and anyone else may and may not do. The same
 properties are checked on the documents read back from the lab by tests/integration/test_security.py.
 """
@@ -39,7 +39,7 @@ SSM_CORE_ACTIONS = {
 
 def render(tmp_path_factory, **extra):
     out = tmp_path_factory.mktemp("docs") / "docs.json"
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "tests/unit/playbooks/render_aws_stack_documents.yml",
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "tests/unit/playbooks/render_stack_documents.yml",
            "-e", json.dumps({"out": str(out), "ansible_python_interpreter": str(VENV_BIN / "python"), **extra})]
     proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -84,10 +84,12 @@ def test_the_session_manager_policy_is_the_managed_one_without_getparameter(docs
 
 
 def test_no_aws_managed_policy_and_no_lab_stand_in():
-    tasks = yaml.safe_load((REPO / "roles/aws_stack/tasks/iam.yml").read_text())
-    text = (REPO / "roles/aws_stack/tasks/iam.yml").read_text() + (REPO / "roles/aws_stack/vars/main.yml").read_text()
+    files = ["roles/aws_storage_iam/tasks/iam.yml", "roles/aws_network/tasks/flow_logs.yml"]
+    tasks = [task for name in files for task in yaml.safe_load((REPO / name).read_text())]
+    text = "".join((REPO / name).read_text() for name in files + ["roles/aws_storage_iam/vars/main.yml",
+                                                                  "roles/aws_network/vars/main.yml"])
     assert "policy/AmazonSSMManagedInstanceCore" not in text and "iam::aws:policy" not in text
-    assert "lab-stand-in" not in text and "_aws_stack_ssm_core_standin_policy" not in text
+    assert "lab-stand-in" not in text and "ssm_core_standin_policy" not in text
     for task in tasks:
         role = task.get("amazon.aws.iam_role")
         if role is not None:
