@@ -1,20 +1,12 @@
-"""backup_cron: meta/argument_specs.yml, defaults/main.yml and the README's variable table agree;
-the README has the runbook; the units and the script agree on the paths the README documents."""
-
-import re
+"""backup_cron: its entry points' options and literal defaults, restore through the node role's entry
+points; the README has the runbook; the units and the script agree on the paths the README documents."""
 
 import pytest
 import yaml
 
-from conftest import REPO, readme_cell as as_cell
+from conftest import REPO
 
 ROLE = REPO / "roles" / "backup_cron"
-ROW_RE = re.compile(r"^\|\s*`(?P<name>backup_cron_[a-z0-9_]+)`\s*\|\s*(?P<default>[^|]*?)\s*\|")
-# What a computed default is computed from: the inventory names it reads (the internal
-# designated-host helper is described by what it reads).
-SOURCES_RE = re.compile(r"\b(pulse_[a-z_]+|block_device_mappings|inventory_hostname|backup_cron_[a-z_]+)\b")
-INTERNAL_SOURCES = {"_backup_cron_designated_host": ["pulse_node_index", "backup_cron_node_group"]}
-
 
 def load(path):
     return yaml.safe_load(path.read_text())
@@ -32,39 +24,28 @@ def readme():
     return (ROLE / "README.md").read_text()
 
 
-def readme_rows():
-    section = readme().split("## Variables", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        match = ROW_RE.match(line)
-        if match:
-            assert match["name"] not in rows, f"{match['name']} has two rows in the README table"
-            rows[match["name"]] = match["default"]
-    return rows
-
-
-def test_argument_spec_and_readme_table_name_the_same_variables():
-    assert sorted(options()) == sorted(readme_rows())
-
-
 def test_every_entry_point_validates_the_same_options():
     assert options("run") == options("main")
+    restore = options("restore")
+    assert {k: v for k, v in restore.items() if k in options()} == options()
+    assert sorted(set(restore) - set(options())) == sorted(k for k in defaults() if k.startswith("backup_cron_restore_"))
 
 
-@pytest.mark.parametrize("name", sorted(options()))
-def test_readme_shows_the_default(name):
-    value = defaults()[name]
-    cell = readme_rows()[name]
-    if isinstance(value, str) and "{{" in value:
-        sources = set(SOURCES_RE.findall(value))
-        for internal, words in INTERNAL_SOURCES.items():
-            if internal in value:
-                sources |= set(words)
-        assert sources, name
-        for source in sources:
-            assert source in cell, f"{name}: the README cell should name {source}: {cell}"
-    else:
-        assert cell == as_cell(value), f"{name}: README says {cell}, defaults say {value!r}"
+def test_defaults_are_literals_but_the_host_specific_ones():
+    computed = {name for name, value in defaults().items() if isinstance(value, str) and "{{" in value}
+    assert computed == {"backup_cron_enabled", "backup_cron_node_name", "backup_cron_snapshot_volume_id"}
+
+
+def test_restore_uses_the_node_roles_entry_points_not_its_internals():
+    """The restore entry point stops and starts the node, gives it its data and checks it through
+    pulse_node_systemd's entry points: it names none of that role's unit, user or release layout."""
+    text = "".join(path.read_text() for path in sorted((ROLE / "tasks").glob("restore*.yml")))
+    for internal in ("pulse-node.service", "owner: pulse", "/opt/pulse", "pulse_node_systemd_version", "tasks_from: verify"):
+        assert internal not in text, internal
+    for entry in ("stop", "start"):
+        assert f"name: pulse.infra.pulse_node_systemd\n    tasks_from: {entry}" in text, entry
+    playbook = (REPO / "playbooks" / "restore.yml").read_text()
+    assert "tasks_from: restore" in playbook and len(yaml.safe_load(playbook)[0]["tasks"]) == 2
 
 
 def test_no_credential_variable_the_instance_role_gives_them():

@@ -63,14 +63,26 @@ def _default(option):
 
 
 def variable_table(role):
-    lines = []
+    """One table per entry point; an entry point with the options of an earlier one says so and
+    lists only its own."""
+    lines, seen = [], {}
     for entry, spec in specs(role).items():
         lines.append(f"### Entry point `{entry}`\n")
         if spec.get("short_description"):
             lines.append(_cell(re.sub(r"[IC]\(([^)]*)\)", r"`\1`", spec["short_description"])) + "\n")
+        options = spec.get("options") or {}
+        same = next((e for e, o in seen.items() if o == options), None)
+        base = next((e for e, o in seen.items() if o and all(options.get(k) == v for k, v in o.items())), None)
+        seen[entry] = options
+        if same:
+            lines.append(f"The options of entry point `{same}`.\n")
+            continue
+        if base:
+            lines.append(f"Every option of entry point `{base}`, and:\n")
+            options = {k: v for k, v in options.items() if k not in seen[base]}
         lines.append("| Variable | Type | Default | Description |")
         lines.append("|---|---|---|---|")
-        for name, option in (spec.get("options") or {}).items():
+        for name, option in options.items():
             kind = option.get("type", "str")
             if kind == "list" and option.get("elements"):
                 kind = f"list of {option['elements']}"
