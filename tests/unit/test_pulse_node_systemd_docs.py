@@ -13,7 +13,7 @@ import yaml
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "pulse_node_systemd"
 TYPES = {"str": str, "int": int, "bool": bool, "float": float, "list": list, "dict": dict, "path": str}
 ROW_RE = re.compile(r"^\|\s*`(?P<name>pulse_node_systemd_\w+)`\s*\|\s*`(?P<default>.*?)`\s*\|\s*(?P<type>[\w ]+?)\s*\|(?P<desc>.*)\|\s*$")
-ENTRY_POINTS = {"main", "preflight", "user", "install", "switch", "configure", "service", "verify", "prune", "restart"}
+ENTRY_POINTS = {"main", "preflight", "user", "install", "switch", "configure", "service", "verify", "prune", "restart", "stop", "start"}
 
 
 def load(rel):
