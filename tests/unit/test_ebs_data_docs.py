@@ -1,18 +1,14 @@
-"""ebs_data: meta/argument_specs.yml, defaults/main.yml and the README's variable table agree.
-
-Every option of the argument spec has a default in defaults/main.yml (the same value) and a
-row in the README table, and vice versa; the per-OS vars cover every fstype choice.
+"""ebs_data: the per-OS vars cover every fstype choice, and the owner is the account
+pulse_node_systemd creates. (The README's variable table is generated from the argument specs,
+tests/unit/test_role_tables.py; defaults and specs agree, tests/unit/test_role_docs.py.)
 """
-
-import re
 
 import pytest
 import yaml
 
-from conftest import REPO, readme_cell as as_cell
+from conftest import REPO
 
 ROLE = REPO / "roles" / "ebs_data"
-ROW_RE = re.compile(r"^\|\s*`(?P<name>ebs_data_[a-z0-9_]+)`\s*\|\s*(?P<default>[^|]*?)\s*\|")
 
 
 def load(path):
@@ -25,33 +21,6 @@ def options():
 
 def defaults():
     return load(ROLE / "defaults" / "main.yml")
-
-
-def readme_rows():
-    text = (ROLE / "README.md").read_text()
-    section = text.split("## Variables", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        match = ROW_RE.match(line)
-        if match:
-            assert match["name"] not in rows, f"{match['name']} has two rows in the README table"
-            rows[match["name"]] = match["default"]
-    return rows
-
-
-def test_argument_spec_and_readme_table_name_the_same_variables():
-    assert sorted(options()) == sorted(readme_rows())
-
-
-@pytest.mark.parametrize("name", sorted(options()))
-def test_readme_shows_the_default(name):
-    value = defaults()[name]
-    cell = readme_rows()[name]
-    if isinstance(value, str) and "{{" in value:
-        # A computed default is described in words, naming what it is computed from.
-        assert "block_device_mappings" in cell, cell
-    else:
-        assert cell == as_cell(value), f"{name}: README says {cell}, defaults say {value!r}"
 
 
 @pytest.mark.parametrize("os_vars", ["Debian.yml", "RedHat.yml"])
