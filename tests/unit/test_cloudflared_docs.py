@@ -11,6 +11,7 @@ from conftest import REPO
 ROLE = REPO / "roles" / "cloudflared"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 
+
 def test_version_pin_is_a_release_and_no_unchecked_download():
     assert re.fullmatch(r"20[2-9][0-9]\.[0-9]{1,2}\.[0-9]+", DEFAULTS["cloudflared_version"])
     # No sha256 is shipped that could not be checked here: a download needs the user's sha256.
