@@ -1,9 +1,8 @@
-"""pulse_node_systemd: defaults/main.yml, meta/argument_specs.yml and the README's variable
-table describe the same variables (names, defaults, types), every task file a deploy
+"""pulse_node_systemd: defaults/main.yml and meta/argument_specs.yml describe the same variables
+(names, defaults, types; the README's table is generated, tests/unit/test_role_tables.py), every task file a deploy
 playbook may call is an argument_specs entry point, and the role uses no public variable
 that is not declared."""
 
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import yaml
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "pulse_node_systemd"
 TYPES = {"str": str, "int": int, "bool": bool, "float": float, "list": list, "dict": dict, "path": str}
-ROW_RE = re.compile(r"^\|\s*`(?P<name>pulse_node_systemd_\w+)`\s*\|\s*`(?P<default>.*?)`\s*\|\s*(?P<type>[\w ]+?)\s*\|(?P<desc>.*)\|\s*$")
 ENTRY_POINTS = {"main", "preflight", "user", "install", "switch", "configure", "service", "verify", "prune", "restart", "stop", "start"}
 
 
@@ -33,29 +31,6 @@ def specs():
 @pytest.fixture(scope="module")
 def options(specs):
     return specs["main"]["options"]
-
-
-@pytest.fixture(scope="module")
-def readme_rows():
-    rows = {}
-    for line in (ROLE / "README.md").read_text().splitlines():
-        m = ROW_RE.match(line)
-        if m:
-            assert m["name"] not in rows, f"README lists {m['name']} twice"
-            rows[m["name"]] = m
-    return rows
-
-
-def readme_type(opt):
-    return f"list of {opt['elements']}" if opt["type"] == "list" and "elements" in opt else opt["type"]
-
-
-def expected_table(options):
-    lines = ["| Variable | Default | Type | Description |", "|---|---|---|---|"]
-    for name, opt in options.items():
-        desc = " ".join(opt["description"]).replace("|", "\\|")
-        lines.append(f"| `{name}` | `{json.dumps(opt.get('default'))}` | {readme_type(opt)} | {desc} |")
-    return "\n".join(lines)
 
 
 def test_defaults_and_argument_specs_name_the_same_variables(defaults, options):
@@ -85,16 +60,6 @@ def test_every_task_file_is_an_entry_point_with_the_main_options(specs):
     assert set(specs) == ENTRY_POINTS
     for name in ENTRY_POINTS:
         assert specs[name]["options"] == specs["main"]["options"], f"entry point {name} drifted from main"
-
-
-def test_readme_table_matches_argument_specs(options, readme_rows):
-    table = expected_table(options)
-    assert set(readme_rows) == set(options), f"README variable table out of date, expected:\n{table}"
-    for name, opt in options.items():
-        row = readme_rows[name]
-        assert json.loads(row["default"]) == opt.get("default"), f"{name}: README default {row['default']}\n{table}"
-        assert row["type"] == readme_type(opt), f"{name}: README type {row['type']}\n{table}"
-        assert row["desc"].strip(), f"{name}: README has no description"
 
 
 def test_readme_documents_the_task_files():
