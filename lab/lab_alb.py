@@ -32,16 +32,11 @@ other loopback ports (tests do, so they never fight over 8443 with the lab's own
 before (NOT what the ALB does; see lab/alb/README.md).
 """
 
-import argparse
 import fcntl
 import hashlib
 import ipaddress
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -51,20 +46,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labctl  # noqa: E402  (lab/ is on the path: lab/lab_watch.py, or the caller)
+import lab_proxy  # noqa: E402  (what lab_alb and lab_cdn share)
 from botocore.exceptions import ClientError  # noqa: E402
+from lab_proxy import HTTP_PORT_TAG, HTTPS_PORT_TAG, PROJECT  # noqa: E402  (the same for lab_cdn)
 
-ALB_IMAGE_DIR = Path(__file__).resolve().parent / "alb"
-ALB_IMAGE_REPO = "pulse-lab/alb"
 CA_DIR = labctl.LAB_DIR / "ca"
 STATE_DIR = labctl.LAB_DIR / "alb"
 LABEL_ALB = f"{labctl.LABEL}.alb"
 LABEL_SPEC = f"{labctl.LABEL}.alb.spec"
 CONTAINER_PREFIX = "pulse-lab-alb-"
-PROJECT = "pulse"
 HTTPS_PORT = 8443
 HTTP_PORT = 8080
-HTTPS_PORT_TAG = "pulse-lab:https-port"
-HTTP_PORT_TAG = "pulse-lab:http-port"
 # Where the ALB sits in each subnet: this many addresses below the broadcast address (.250 in
 # a /24). moto hands instance addresses out from .4 upward, so they never meet.
 ADDRESS_FROM_TOP = 5
@@ -86,8 +78,9 @@ MASTER_SOCKET = "master.sock"  # master CLI (-S in lab/alb/Dockerfile): reload, 
 ADMIN_SOCKET = "admin.sock"  # the workers' stats socket: show servers state, show stat
 FAILOPEN = ".failopen"  # suffix of the backup copy of a server (fail open)
 SERVER_STATE = "server-state"
+# In .lab/: the lab-wide lock of the passes (the backer and a test's own watcher may both run).
+LOCK = "alb.lock"
 RELOAD_TIMEOUT = 10
-BUILD_RETRY_SECONDS = 60
 # How often the follower thread looks for (de)registrations and health changes between passes.
 FOLLOW_INTERVAL = 0.5
 # Target health reported to the lab's moto (lab/moto_server.py LabTargetHealth): posted when it
@@ -97,28 +90,18 @@ TARGET_HEALTH_PATH = "/lab-api/elbv2/target-health"
 REPORT_EVERY = 2.0
 CLAIM_TTL = 15
 
-# What has been said already, so that a pass every second logs a condition once.
-_said = {}
-_build = {"proc": None, "tag": None, "failed_at": 0.0}
+# The ALBs' lab proxy (image pulse-lab/alb:<hash of lab/alb>), and what it said already: a
+# pass every second logs a condition once.
+_proxy = lab_proxy.Proxy("alb", "HAProxy from Debian packages")
+_once, _clear = _proxy.once, _proxy.clear
 _clients = {}
 _rejected = {}
-_announced = []
 _follow = {"thread": None, "tgs": [], "seen": None}
 # Per ALB: the servers (backend, server) that passed their health checks since they were
 # registered (not `initial` any more), and what HAProxy serves now (for the health report).
 _passed = {}
 _served = {}
 _reported = {"body": None, "at": 0.0, "tgs": set()}
-
-
-def _once(log, key, msg):
-    if _said.get(key) != msg:
-        _said[key] = msg
-        log(msg)
-
-
-def _clear(key):
-    _said.pop(key, None)
 
 
 # --------------------------------------------------------------------------- moto
@@ -141,11 +124,7 @@ def _attributes(items):
     return {a["Key"]: a["Value"] for a in items}
 
 
-def _int(value, default):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+_int = lab_proxy.to_int
 
 
 def forward_target_groups(action):
@@ -457,59 +436,7 @@ def certificate_bundle():
 # --------------------------------------------------------------------------- image
 
 
-def image_tag():
-    digest = hashlib.sha256()
-    for path in sorted(ALB_IMAGE_DIR.rglob("*")):
-        if path.is_file() and path.suffix != ".md":
-            digest.update(path.relative_to(ALB_IMAGE_DIR).as_posix().encode())
-            digest.update(path.read_bytes())
-    return f"{ALB_IMAGE_REPO}:{digest.hexdigest()[:12]}"
-
-
-def ensure_image(log):
-    """The image's tag once it exists; while it is built (in the background) None."""
-    tag = image_tag()
-    if _build.get("ready") == tag:
-        return tag
-    proc = _build["proc"]
-    if proc is not None and proc.poll() is None:
-        return None
-    if proc is not None:
-        _build["proc"] = None
-        if proc.returncode != 0:
-            _build["failed_at"] = time.time()
-            log(f"alb: building {_build['tag']} failed: see {STATE_DIR / 'build.log'}")
-        else:
-            log(f"alb: image {_build['tag']} built")
-            prune_images(_build["tag"])
-    if labctl.image_exists(tag):
-        _clear("image")
-        _build["ready"] = tag
-        return tag
-    if not labctl.image_exists(labctl.IMAGE_LATEST):
-        _once(log, "image", f"alb: base image {labctl.IMAGE_LATEST} missing: run `labctl up`")
-        return None
-    if time.time() - _build["failed_at"] < BUILD_RETRY_SECONDS:
-        return None
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    log(f"alb: building {tag} from {labctl.IMAGE_LATEST} (HAProxy from Debian packages)")
-    with open(STATE_DIR / "build.log", "w") as out:
-        _build["proc"] = subprocess.Popen(
-            ["docker", "build", "-q", "--build-arg", f"BASE={labctl.IMAGE_LATEST}",
-             "--label", f"{labctl.LABEL}.image=1", "-t", tag, str(ALB_IMAGE_DIR)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, DOCKER_BUILDKIT="0"),
-        )
-    _build["tag"] = tag
-    return None
-
-
-def prune_images(keep):
-    """Older pulse-lab/alb images (a container still using one keeps it: rmi fails)."""
-    proc = labctl.docker("images", ALB_IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}", check=False)
-    for tag in proc.stdout.split():
-        if tag != keep:
-            labctl.docker("rmi", tag, check=False)
+image_tag = _proxy.image_tag  # pulse-lab/alb:<hash of lab/alb>, built by _proxy.ensure_image
 
 
 # --------------------------------------------------------------------------- containers
@@ -525,15 +452,8 @@ def alb_address(cidr):
 
 
 def alb_containers():
-    proc = labctl.docker("ps", "-a", "--filter", f"label={LABEL_ALB}", "--format", "{{json .}}")
-    out = {}
-    for line in proc.stdout.splitlines():
-        info = json.loads(line)
-        labels = dict(item.split("=", 1) for item in info.get("Labels", "").split(",") if "=" in item)
-        info["alb"] = labels.get(LABEL_ALB)
-        info["spec"] = labels.get(LABEL_SPEC)
-        out[info["Names"]] = info
-    return out
+    """The ALB containers: name -> docker ps info (+ "alb", "spec")."""
+    return lab_proxy.containers(LABEL_ALB, LABEL_SPEC, "alb")
 
 
 def container_spec(alb, image):
@@ -543,7 +463,7 @@ def container_spec(alb, image):
         "ports": [alb["https_port"], alb["http_port"]],
         "networks": [[s["id"], alb_address(s["cidr"])] for s in alb["subnets"]],
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return lab_proxy.spec_digest(spec)
 
 
 def ensure_subnet_network(subnet):
@@ -558,40 +478,20 @@ def create_container(alb, image, spec, state_dir, log):
     name = container_name(alb["name"])
     networks = [(ensure_subnet_network(s), alb_address(s["cidr"])) for s in alb["subnets"]]
     (first_net, first_ip), rest = networks[0], networks[1:]
-    labctl.docker(
-        "create", "--name", name, "--hostname", alb["name"][:63],
-        "--network", first_net, "--ip", first_ip,
-        "-p", f"127.0.0.1:{alb['https_port']}:443", "-p", f"127.0.0.1:{alb['http_port']}:80",
-        "--label", f"{labctl.LABEL}=1", "--label", f"{LABEL_ALB}={alb['name']}",
-        "--label", f"{LABEL_SPEC}={spec}",
-        "--log-opt", "max-size=10m", "--log-opt", "max-file=2",
-        "-v", f"{state_dir}:{CONTAINER_DIR}",
-        image,
-    )
-    try:
-        for net, ip in rest:
-            labctl.docker("network", "connect", "--ip", ip, net, name)
-        labctl.docker("start", name)
-    except labctl.LabError:
-        labctl.docker("rm", "-f", name, check=False)
-        raise
+    lab_proxy.create_container(
+        name, alb["name"][:63], (alb["https_port"], alb["http_port"]),
+        [(LABEL_ALB, alb["name"]), (LABEL_SPEC, spec)], f"{state_dir}:{CONTAINER_DIR}", image,
+        network=("--network", first_net, "--ip", first_ip), connect=rest)
     addresses = ", ".join(ip for _, ip in networks)
     log(f"alb: {alb['name']} at {addresses}, https://127.0.0.1:{alb['https_port']} "
         f"http://127.0.0.1:{alb['http_port']}")
 
 
 def remove_container(name, alb_name, log):
-    labctl.docker("rm", "-f", "-v", name, check=False)
-    if alb_name:
-        shutil.rmtree(STATE_DIR / alb_name, ignore_errors=True)
-    log(f"alb: {alb_name or name} gone: container removed")
+    _proxy.remove_container(log, name, alb_name, STATE_DIR)
 
 
-def _write(path, text, mode=0o644):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.replace(path)
+_write = lab_proxy.write_file
 
 
 def haproxy_command(sock, command, timeout=3.0):
@@ -840,7 +740,7 @@ def reconcile(alb, containers, log, started=None):
         _once(log, f"listeners:{alb['name']}", f"alb: {alb['name']}: no listener yet: skipped")
         return
     _clear(f"listeners:{alb['name']}")
-    image = ensure_image(log)
+    image = _proxy.ensure_image(log, STATE_DIR)
     if image is None:
         return
     state_dir = STATE_DIR / alb["name"]
@@ -865,21 +765,12 @@ def reconcile(alb, containers, log, started=None):
         _write(state_dir / BUNDLE_NAME, bundle, 0o600)
         _write(state_dir / CONFIG_NAME, config)
         _write(state_dir / SERVER_STATE, server_state_text("", seed_lines(alb)))
-        try:
-            create_container(alb, image, spec, state_dir, log)
-        except labctl.LabError as exc:
-            _once(log, f"create:{alb['name']}", f"alb: {alb['name']}: cannot start: {exc}")
+        if not _proxy.create(log, alb["name"], create_container, alb, image, spec, state_dir, log):
             return False
-        _clear(f"create:{alb['name']}")
         _serve(alb, state_dir, started)
         return True
-    if current["State"] != "running":
-        proc = labctl.docker("start", name, check=False)
-        if proc.returncode != 0:
-            _once(log, f"start:{alb['name']}", f"alb: {alb['name']}: cannot start: {proc.stderr.strip()}")
-            return
-        _clear(f"start:{alb['name']}")
-        log(f"alb: {alb['name']}: container started again")
+    if current["State"] != "running" and not _proxy.start_again(log, name, alb["name"]):
+        return
     bundle_path, config_path = state_dir / BUNDLE_NAME, state_dir / CONFIG_NAME
     if not bundle_path.exists() or bundle_path.read_text() != bundle:
         _write(bundle_path, bundle, 0o600)
@@ -975,31 +866,16 @@ def sync(log=labctl.log, follow=True):
     HAProxy in about a second whatever the caller's own cadence is; it also reports the target
     health HAProxy sees to moto (report) as it changes.
     """
-    if not _announced:
-        _announced.append(True)
-        log("alb: lab load balancer sync active (lab/lab_alb.py)")
+    _proxy.announce(log, "alb: lab load balancer sync active (lab/lab_alb.py)")
     if _pass(log):
         _pass(log)  # a target passed its checks: its fail-open copy
     if follow:
         _ensure_follower(log)
 
 
-class _Locked:
-    """The lab-wide lock of the passes (the backer and a test's own watcher may both run)."""
-
-    def __enter__(self):
-        labctl.LAB_DIR.mkdir(parents=True, exist_ok=True)
-        self.file = open(labctl.LAB_DIR / "alb.lock", "w")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
-
-
 def _pass(log):
     """One reconcile pass and a health report; True when a target passed its checks just now."""
-    with _Locked():
+    with lab_proxy.Locked(LOCK):
         started = time.time()
         albs = describe_albs(log)
         containers = alb_containers()
@@ -1007,27 +883,18 @@ def _pass(log):
         live, serving = set(), set()
         for alb in albs:
             live.add(alb["name"])
-            clash = [p for p in (alb["https_port"], alb["http_port"]) if p in ports]
-            if clash:
-                _once(log, f"ports:{alb['name']}",
-                      f"alb: {alb['name']}: port(s) {clash} already serve ALB {ports[clash[0]]}: skipped "
-                      f"(tag it {HTTPS_PORT_TAG} / {HTTP_PORT_TAG} for other ports)")
+            if not _proxy.claim_ports(
+                    log, ports, alb["name"], (alb["https_port"], alb["http_port"]),
+                    lambda clash, owner: f"alb: {alb['name']}: port(s) {clash} already serve ALB {owner}: skipped "
+                                         f"(tag it {HTTPS_PORT_TAG} / {HTTP_PORT_TAG} for other ports)"):
                 continue
-            _clear(f"ports:{alb['name']}")
-            ports.update({alb["https_port"]: alb["name"], alb["http_port"]: alb["name"]})
             if reconcile(alb, containers, log, started):
                 serving.add(alb["name"])
         for name in set(_served) - serving:  # gone, or not served as rendered now
             _served.pop(name, None)
         for name in set(_passed) - live:
             _passed.pop(name, None)
-        for name, info in containers.items():
-            if info["alb"] not in live:
-                remove_container(name, info["alb"], log)
-        known = live | {info["alb"] for info in containers.values()}
-        for path in STATE_DIR.iterdir() if STATE_DIR.exists() else []:
-            if path.is_dir() and path.name not in known:  # left by `labctl down` or a moto restart
-                shutil.rmtree(path, ignore_errors=True)
+        _proxy.remove_gone(log, containers, "alb", live, STATE_DIR)
         groups = [tg for alb in albs for tg in alb["target_groups"].items()]
         _follow["tgs"] = [arn for arn, _ in groups]
         _follow["seen"] = sorted(r for _, tg in groups for r in tg["registered"])
@@ -1055,7 +922,7 @@ def _follower(log):
             changed = True
         try:
             if not changed:
-                with _Locked():
+                with lab_proxy.Locked(LOCK):
                     changed = report(log)  # True: a target passed, its fail-open copy is due
             if changed and _pass(log):
                 _pass(log)
@@ -1067,32 +934,11 @@ def _follower(log):
 
 def watch(interval=1.0, log=labctl.log):
     """Passes every interval seconds (and the follower) until SIGTERM."""
-    running = {"on": True}
-    signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
-    signal.signal(signal.SIGINT, lambda *_: running.update(on=False))
-    while running["on"]:
-        try:
-            sync(log)
-        except Exception as exc:  # keep going, like the backer
-            _once(log, "sync", f"alb: sync failed: {exc}")
-        else:
-            _clear("sync")
-        time.sleep(interval)
+    _proxy.watch(sync, interval, log)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--watch", action="store_true", help="sync every second until SIGTERM")
-    args = parser.parse_args(argv)
-    if args.watch:
-        watch()
-        return 0
-    try:
-        sync(follow=False)
-    except labctl.LabError as exc:
-        print(f"[lab] ERROR: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return lab_proxy.main(argv, __doc__, watch, lambda: sync(follow=False))
 
 
 if __name__ == "__main__":

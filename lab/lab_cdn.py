@@ -32,25 +32,17 @@ published on other loopback ports (two distributions wanting the same ports: the
 them, the other is skipped with a message).
 """
 
-import argparse
-import fcntl
-import hashlib
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labctl  # noqa: E402  (lab/ is on the path: lab/lab_watch.py, or the caller)
+import lab_proxy  # noqa: E402  (what lab_alb and lab_cdn share)
 from botocore.exceptions import ClientError  # noqa: E402
+from lab_proxy import HTTP_PORT_TAG, HTTPS_PORT_TAG, PROJECT  # noqa: E402  (the same for lab_alb)
 
-CDN_IMAGE_DIR = Path(__file__).resolve().parent / "cdn"
-CDN_IMAGE_REPO = "pulse-lab/cdn"
 CA_DIR = labctl.LAB_DIR / "ca"
 STATE_DIR = labctl.LAB_DIR / "cdn"
 LABEL_CDN = f"{labctl.LABEL}.cdn"
@@ -59,17 +51,15 @@ LABEL_SPEC = f"{labctl.LABEL}.cdn.spec"
 # another moto, e.g. a test's, from another PULSE_LAB_DIR).
 LABEL_LAB = f"{labctl.LABEL}.cdn.lab"
 CONTAINER_PREFIX = "pulse-lab-cdn-"
-PROJECT = "pulse"
 HTTPS_PORT = 8444
 HTTP_PORT = 8081
-HTTPS_PORT_TAG = "pulse-lab:https-port"
-HTTP_PORT_TAG = "pulse-lab:http-port"
 CONTAINER_DIR = "/etc/nginx/lab"
 CONFIG_NAME = "nginx.conf"
 MANIFEST = "objects.json"
 ORIGIN = "origin"
 CERT_NAME, KEY_NAME = "cdn.crt", "cdn.key"
-BUILD_RETRY_SECONDS = 60
+# In .lab/: the lab-wide lock of the passes (the backer and a test's own pass may both run).
+LOCK = "cdn.lock"
 CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
 # What CloudFront compresses (a subset: the types a static app serves), 1 000 bytes and more.
 COMPRESSIBLE = ("text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
@@ -84,20 +74,11 @@ TLS_VERSIONS = {
 # Keys served from a file: no "$" (nginx variables), quotes, backslashes, braces or control characters.
 SAFE_KEY = re.compile(r"^[A-Za-z0-9._~!&'()*+,;=:@/%-][A-Za-z0-9._~!&'()*+,;=:@/% -]*$")
 
-_said = {}
-_build = {"proc": None, "tag": None, "failed_at": 0.0, "ready": None}
+# The distributions' lab proxy (image pulse-lab/cdn:<hash of lab/cdn>), and what it said
+# already: a pass every second logs a condition once.
+_proxy = lab_proxy.Proxy("cdn", "nginx from Debian packages")
+_once, _clear = _proxy.once, _proxy.clear
 _clients = {}
-_announced = []
-
-
-def _once(log, key, msg):
-    if _said.get(key) != msg:
-        _said[key] = msg
-        log(msg)
-
-
-def _clear(key):
-    _said.pop(key, None)
 
 
 # --------------------------------------------------------------------------- moto
@@ -170,11 +151,7 @@ def describe_distribution(summary, config, tags, log):
     return dist
 
 
-def _int(value, default):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+_int = lab_proxy.to_int
 
 
 def response_headers(policy_id, log):
@@ -522,58 +499,7 @@ def render_config(dist, manifest):
 # --------------------------------------------------------------------------- image and containers
 
 
-def image_tag():
-    digest = hashlib.sha256()
-    for path in sorted(CDN_IMAGE_DIR.rglob("*")):
-        if path.is_file() and path.suffix != ".md":
-            digest.update(path.relative_to(CDN_IMAGE_DIR).as_posix().encode())
-            digest.update(path.read_bytes())
-    return f"{CDN_IMAGE_REPO}:{digest.hexdigest()[:12]}"
-
-
-def ensure_image(log):
-    """The image's tag once it exists; while it is built (in the background) None."""
-    tag = image_tag()
-    if _build.get("ready") == tag:
-        return tag
-    proc = _build["proc"]
-    if proc is not None and proc.poll() is None:
-        return None
-    if proc is not None:
-        _build["proc"] = None
-        if proc.returncode != 0:
-            _build["failed_at"] = time.time()
-            log(f"cdn: building {_build['tag']} failed: see {STATE_DIR / 'build.log'}")
-        else:
-            log(f"cdn: image {_build['tag']} built")
-            prune_images(_build["tag"])
-    if labctl.image_exists(tag):
-        _clear("image")
-        _build["ready"] = tag
-        return tag
-    if not labctl.image_exists(labctl.IMAGE_LATEST):
-        _once(log, "image", f"cdn: base image {labctl.IMAGE_LATEST} missing: run `labctl up`")
-        return None
-    if time.time() - _build["failed_at"] < BUILD_RETRY_SECONDS:
-        return None
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    log(f"cdn: building {tag} from {labctl.IMAGE_LATEST} (nginx from Debian packages)")
-    with open(STATE_DIR / "build.log", "w") as out:
-        _build["proc"] = subprocess.Popen(
-            ["docker", "build", "-q", "--build-arg", f"BASE={labctl.IMAGE_LATEST}",
-             "--label", f"{labctl.LABEL}.image=1", "-t", tag, str(CDN_IMAGE_DIR)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, DOCKER_BUILDKIT="0"),
-        )
-    _build["tag"] = tag
-    return None
-
-
-def prune_images(keep):
-    proc = labctl.docker("images", CDN_IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}", check=False)
-    for tag in proc.stdout.split():
-        if tag != keep:
-            labctl.docker("rmi", tag, check=False)
+image_tag = _proxy.image_tag  # pulse-lab/cdn:<hash of lab/cdn>, built by _proxy.ensure_image
 
 
 def container_name(dist_id):
@@ -582,49 +508,26 @@ def container_name(dist_id):
 
 def cdn_containers():
     """This lab directory's CDN containers: name -> docker ps info (+ "dist", "spec")."""
-    proc = labctl.docker("ps", "-a", "--filter", f"label={LABEL_CDN}", "--filter",
-                         f"label={LABEL_LAB}={labctl.LAB_DIR}", "--format", "{{json .}}")
-    out = {}
-    for line in proc.stdout.splitlines():
-        info = json.loads(line)
-        labels = dict(item.split("=", 1) for item in info.get("Labels", "").split(",") if "=" in item)
-        info["dist"] = labels.get(LABEL_CDN)
-        info["spec"] = labels.get(LABEL_SPEC)
-        out[info["Names"]] = info
-    return out
+    return lab_proxy.containers(LABEL_CDN, LABEL_SPEC, "dist", "--filter", f"label={LABEL_LAB}={labctl.LAB_DIR}")
 
 
 def container_spec(dist, image):
     """What the container is made of; a change means a new container."""
     spec = {"image": image, "ports": [dist["https_port"], dist["http_port"]]}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return lab_proxy.spec_digest(spec)
 
 
 def create_container(dist, image, spec, state_dir, log):
-    name = container_name(dist["id"])
-    labctl.docker(
-        "create", "--name", name, "--hostname", dist["id"].lower(),
-        "-p", f"127.0.0.1:{dist['https_port']}:443", "-p", f"127.0.0.1:{dist['http_port']}:80",
-        "--label", f"{labctl.LABEL}=1", "--label", f"{LABEL_CDN}={dist['id']}",
-        "--label", f"{LABEL_SPEC}={spec}", "--label", f"{LABEL_LAB}={labctl.LAB_DIR}",
-        "--log-opt", "max-size=10m", "--log-opt", "max-file=2",
-        "-v", f"{state_dir}:{CONTAINER_DIR}:ro",
-        image,
-    )
-    try:
-        labctl.docker("start", name)
-    except labctl.LabError:
-        labctl.docker("rm", "-f", name, check=False)
-        raise
+    lab_proxy.create_container(
+        container_name(dist["id"]), dist["id"].lower(), (dist["https_port"], dist["http_port"]),
+        [(LABEL_CDN, dist["id"]), (LABEL_SPEC, spec), (LABEL_LAB, labctl.LAB_DIR)],
+        f"{state_dir}:{CONTAINER_DIR}:ro", image)
     log(f"cdn: {dist['id']} ({', '.join(dist['aliases']) or dist['domain_name']}) at "
         f"https://127.0.0.1:{dist['https_port']} http://127.0.0.1:{dist['http_port']}")
 
 
 def remove_container(name, dist_id, log):
-    labctl.docker("rm", "-f", "-v", name, check=False)
-    if dist_id:
-        shutil.rmtree(STATE_DIR / dist_id, ignore_errors=True)
-    log(f"cdn: {dist_id or name} gone: container removed")
+    _proxy.remove_container(log, name, dist_id, STATE_DIR)
 
 
 def reload(name, log):
@@ -639,11 +542,7 @@ def reload(name, log):
     return labctl.docker("kill", "--signal", "HUP", name, check=False).returncode == 0
 
 
-def _write(path, text, mode=0o644):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.replace(path)
+_write = lab_proxy.write_file
 
 
 def certificate():
@@ -685,21 +584,12 @@ def reconcile(dist, containers, image, log):
     config_path = state_dir / CONFIG_NAME
     if current is None:
         _write(config_path, config)
-        try:
-            create_container(dist, image, spec, state_dir, log)
-        except labctl.LabError as exc:
-            _once(log, f"create:{dist['id']}", f"cdn: {dist['id']}: cannot start: {exc}")
+        if not _proxy.create(log, dist["id"], create_container, dist, image, spec, state_dir, log):
             return
-        _clear(f"create:{dist['id']}")
         delete_removed(state_dir, removed)
         return
-    if current["State"] != "running":
-        proc = labctl.docker("start", name, check=False)
-        if proc.returncode != 0:
-            _once(log, f"start:{dist['id']}", f"cdn: {dist['id']}: cannot start: {proc.stderr.strip()}")
-            return
-        _clear(f"start:{dist['id']}")
-        log(f"cdn: {dist['id']}: container started again")
+    if current["State"] != "running" and not _proxy.start_again(log, name, dist["id"]):
+        return
     if not config_path.exists() or config_path.read_text() != config:
         old = config_path.read_text() if config_path.exists() else None
         _write(config_path, config)
@@ -714,28 +604,10 @@ def reconcile(dist, containers, image, log):
 # --------------------------------------------------------------------------- passes
 
 
-class _Locked:
-    """The lab-wide lock of the passes (the backer and a test's own pass may both run)."""
-
-    def __enter__(self):
-        labctl.LAB_DIR.mkdir(parents=True, exist_ok=True)
-        self.file = open(labctl.LAB_DIR / "cdn.lock", "w")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
-
-
 def sync(log=labctl.log):
     """One reconcile pass (see _pass) that never raises: a failure (moto restarting, Docker
     busy...) is said once in the log, and the next pass tries again. The backer calls this."""
-    try:
-        _pass(log)
-    except Exception as exc:  # keep the backer going
-        _once(log, "sync", f"cdn: sync failed: {exc}")
-    else:
-        _clear("sync")
+    _proxy.keep_going(_pass, log)
 
 
 def _pass(log=labctl.log):
@@ -743,11 +615,9 @@ def _pass(log=labctl.log):
 
     The image is built (in the background) at the first pass, before any distribution exists,
     so that a new distribution is served within seconds."""
-    if not _announced:
-        _announced.append(True)
-        log("cdn: lab CDN sync active (lab/lab_cdn.py)")
-    with _Locked():
-        image = ensure_image(log)
+    _proxy.announce(log, "cdn: lab CDN sync active (lab/lab_cdn.py)")
+    with lab_proxy.Locked(LOCK):
+        image = _proxy.ensure_image(log, STATE_DIR)
         dists = describe_distributions(log)
         containers = cdn_containers()
         if image is None:
@@ -755,47 +625,23 @@ def _pass(log=labctl.log):
         ports, live = {}, set()
         for dist in dists:
             live.add(dist["id"])
-            clash = [p for p in (dist["https_port"], dist["http_port"]) if p in ports]
-            if clash:
-                _once(log, f"ports:{dist['id']}",
-                      f"cdn: {dist['id']} ({', '.join(dist['aliases'])}): port(s) {clash} already serve "
-                      f"distribution {ports[clash[0]]}: skipped (tag it {HTTPS_PORT_TAG} / {HTTP_PORT_TAG})")
+            if not _proxy.claim_ports(
+                    log, ports, dist["id"], (dist["https_port"], dist["http_port"]),
+                    lambda clash, owner: f"cdn: {dist['id']} ({', '.join(dist['aliases'])}): port(s) {clash} "
+                                         f"already serve distribution {owner}: skipped "
+                                         f"(tag it {HTTPS_PORT_TAG} / {HTTP_PORT_TAG})"):
                 continue
-            _clear(f"ports:{dist['id']}")
-            ports.update({dist["https_port"]: dist["id"], dist["http_port"]: dist["id"]})
             reconcile(dist, containers, image, log)
-        for name, info in containers.items():
-            if info["dist"] not in live:
-                remove_container(name, info["dist"], log)
-        known = live | {info["dist"] for info in containers.values()}
-        for path in STATE_DIR.iterdir() if STATE_DIR.exists() else []:
-            if path.is_dir() and path.name not in known:
-                shutil.rmtree(path, ignore_errors=True)
+        _proxy.remove_gone(log, containers, "dist", live, STATE_DIR)
 
 
 def watch(interval=1.0, log=labctl.log):
     """Passes every interval seconds until SIGTERM."""
-    running = {"on": True}
-    signal.signal(signal.SIGTERM, lambda *_: running.update(on=False))
-    signal.signal(signal.SIGINT, lambda *_: running.update(on=False))
-    while running["on"]:
-        sync(log)
-        time.sleep(interval)
+    _proxy.watch(_pass, interval, log)  # each as sync(log) does it
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--watch", action="store_true", help="sync every second until SIGTERM")
-    args = parser.parse_args(argv)
-    if args.watch:
-        watch()
-        return 0
-    try:
-        _pass()
-    except labctl.LabError as exc:
-        print(f"[lab] ERROR: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return lab_proxy.main(argv, __doc__, watch, _pass)
 
 
 if __name__ == "__main__":

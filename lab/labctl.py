@@ -716,11 +716,13 @@ def moto_code_current():
     return stamp.exists() and stamp.read_text() == moto_code_hash()
 
 
+# The code the instance backer (lab_watch.py) runs: every lab module it imports, directly or not.
+BACKER_CODE = ("labctl.py", "lab_watch.py", "lab_alb.py", "lab_cdn.py", "lab_proxy.py", "lab_cloudwatch.py")
+
+
 def backer_code_hash():
     here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("labctl.py", "lab_watch.py", "lab_alb.py", "lab_cdn.py",
-                                                                     "lab_cloudwatch.py")
-                                   if (here / f).exists())).hexdigest()
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in BACKER_CODE if (here / f).exists())).hexdigest()
 
 
 def cmd_check(_args):

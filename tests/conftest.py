@@ -100,12 +100,32 @@ def run_playbook(playbook, *args, extra_vars=None, check=False, env=None, timeou
 
 
 def readme_cell(value):
-    """A default as the roles' README tables show it: `true`, `""`, `8080`, `/opt/pulse`."""
+    """A default as the roles' README tables show it: `true`, `""`, `8080`, `/opt/pulse`, and a
+    list, dict or null as JSON: `["/"]`."""
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if value == "":
         return '`""`'
+    if value is None or isinstance(value, (list, dict)):
+        return f"`{json.dumps(value)}`"
     return f"`{value}`"
+
+
+def markdown_section(text, title):
+    """The body of the section '## title' of a markdown text (up to the next '## ')."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"no '## {title}' section"
+    return match.group(1)
+
+
+def markdown_table_rows(text):
+    """The rows of the markdown tables in text, but the first (the header): lists of cells, `\\|` unescaped."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            continue
+        rows.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+    return rows[1:]
 
 
 def load_lab_module(path, name):
@@ -117,6 +137,25 @@ def load_lab_module(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def check_in_lab_image(image, built_when, folder, mount_point, files, script):
+    """Write files (name -> text) to folder, then run script (sh -c) in an image the lab builds on
+    its own (lab/alb, lab/cdn), with no network and folder mounted at mount_point, and assert it
+    succeeds. Skipped while the image is not built (built_when: when the lab builds it)."""
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
+        pytest.skip(f"{image} not built (the lab builds it {built_when})")
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{folder}:{mount_point}", image,
+                           "sh", "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def self_signed(key, cert):
+    """A shell command that makes a throwaway self-signed certificate (EC P-256) and its key."""
+    return ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t -days 1 "
+            f"-keyout {key} -out {cert} 2>/dev/null")
 
 
 def labctl(*args, check=True):
@@ -216,3 +255,53 @@ def run_module_main(module, capsys, region, **args):
         with pytest.raises(SystemExit) as exc:
             module.main()
     return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+def moto_module_harness(module, service, region):
+    """What the unit tests of an AWS module on moto in-process share, bound to the module:
+        aws_env, run_module, client = moto_module_harness(module, "acm", REGION)
+    aws_env: an autouse fixture (fake_aws_credentials in region), kept as a name of the test file
+    for pytest to find; run_module(capsys, **args): run_module_main, (exit code, result);
+    client(): a boto3 client of service in region."""
+
+    @pytest.fixture(autouse=True, name="aws_env")
+    def aws_env(monkeypatch):
+        fake_aws_credentials(monkeypatch, region)
+
+    def run_module(capsys, **args):
+        return run_module_main(module, capsys, region, **args)
+
+    def client():
+        import boto3
+
+        return boto3.client(service, region_name=region)
+
+    return aws_env, run_module, client
+
+
+def answer_after_errors(client, operation, codes, answer, params, call):
+    """What call() returns when the client's operation first fails once with each error code of
+    codes (HTTP 400), then answers answer to params (botocore's Stubber): a call retried with
+    backoff gets the answer, and every stubbed reply was used."""
+    from botocore.stub import Stubber
+
+    with Stubber(client) as stub:
+        for code in codes:
+            stub.add_client_error(operation, service_error_code=code, http_status_code=400)
+        stub.add_response(operation, answer, params)
+        result = call()
+        stub.assert_no_pending_responses()
+    return result
+
+
+def error_at_once(client, operation, code, call, status=400):
+    """The ClientError call() raises when the client's operation fails once with code: a call
+    that is not retried raises it at once (a retried one would find no stubbed reply left)."""
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    with Stubber(client) as stub:
+        stub.add_client_error(operation, service_error_code=code, http_status_code=status)
+        with pytest.raises(ClientError) as exc:
+            call()
+    return exc.value

@@ -15,11 +15,74 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 # CloudFront throttles with Throttling; a concurrent change of the same object answers
-# PreconditionFailed (stale ETag): the modules read again and retry (see update_*).
+# PreconditionFailed (stale ETag): the modules read again and retry (see ConfigKind.update).
 _retry = AWSRetry.jittered_backoff(retries=10, delay=3, max_delay=30, catch_extra_error_codes=["Throttling"])
 
 OAC_NOT_FOUND = ["NoSuchOriginAccessControl"]
 POLICY_NOT_FOUND = ["NoSuchResponseHeadersPolicy"]
+
+# --------------------------------------------------------------------------- both kinds
+
+
+class ConfigKind:
+    """One kind of configuration object (OAC, POLICY below) and its calls, the same for both:
+    get_<api>, create_<api>, update_<api> and delete_<api> answer the object under <key> (its
+    settings under <key>Config) with its ETag, the version that updates and deletes must name.
+    list_all(client) lists the objects, name_of(item) is an item's name in that list, and
+    fields(obj, config) the summary's fields particular to the kind."""
+
+    def __init__(self, api, key, not_found, list_all, name_of, fields):
+        self.api, self.key, self.not_found = api, key, not_found
+        self.list_all, self.name_of, self.fields = list_all, name_of, fields
+
+    def _call(self, client, verb, **params):
+        answer = getattr(client, f"{verb}_{self.api}")(**params)
+        return answer[self.key], answer.get("ETag")
+
+    @_retry
+    def get(self, client, item_id):
+        """(object, ETag), or (None, None) when it does not exist."""
+        try:
+            return self._call(client, "get", Id=item_id)
+        except is_boto3_error_code(self.not_found):
+            return None, None
+
+    def find(self, client, name=None, item_id=None):
+        """(object, ETag) by id, or by name (CloudFront keeps names unique per account), or (None, None)."""
+        if item_id:
+            return self.get(client, item_id)
+        for item in self.list_all(client):
+            if self.name_of(item) == name:
+                return self.get(client, item["Id"])
+        return None, None
+
+    @_retry
+    def create(self, client, config):
+        """(object, ETag) of the new object."""
+        return self._call(client, "create", **{f"{self.key}Config": config})
+
+    @_retry
+    def update(self, client, item_id, etag, config):
+        """(object, ETag) after the change; etag is the version read (PreconditionFailed when stale)."""
+        return self._call(client, "update", Id=item_id, IfMatch=etag, **{f"{self.key}Config": config})
+
+    @_retry
+    def delete(self, client, item_id, etag):
+        """Deletes it; False when it did not exist. Its InUse error (still used by a distribution)
+        is raised to the caller."""
+        try:
+            getattr(client, f"delete_{self.api}")(Id=item_id, IfMatch=etag)
+        except is_boto3_error_code(self.not_found):
+            return False
+        return True
+
+    def summarize(self, item, etag):
+        """The object as the module returns it ({} for None): id, etag, name and the kind's fields."""
+        if not item:
+            return {}
+        config = item.get(f"{self.key}Config") or {}
+        return {"id": item["Id"], "etag": etag, "name": config.get("Name"), **self.fields(item, config)}
+
 
 # --------------------------------------------------------------------------- origin access control
 
@@ -59,61 +122,17 @@ def list_origin_access_controls(client):
             return items
 
 
-@_retry
-def get_origin_access_control(client, oac_id):
-    """(OriginAccessControl, ETag), or (None, None) when it does not exist."""
-    try:
-        answer = client.get_origin_access_control(Id=oac_id)
-    except is_boto3_error_code(OAC_NOT_FOUND):
-        return None, None
-    return answer["OriginAccessControl"], answer.get("ETag")
-
-
-def find_origin_access_control(client, name=None, oac_id=None):
-    """(OriginAccessControl, ETag) by id, or by name (CloudFront keeps names unique), or (None, None)."""
-    if oac_id:
-        return get_origin_access_control(client, oac_id)
-    for summary in list_origin_access_controls(client):
-        if summary.get("Name") == name:
-            return get_origin_access_control(client, summary["Id"])
-    return None, None
-
-
-@_retry
-def create_origin_access_control(client, config):
-    answer = client.create_origin_access_control(OriginAccessControlConfig=config)
-    return answer["OriginAccessControl"], answer.get("ETag")
-
-
-@_retry
-def update_origin_access_control(client, oac_id, etag, config):
-    answer = client.update_origin_access_control(Id=oac_id, IfMatch=etag, OriginAccessControlConfig=config)
-    return answer["OriginAccessControl"], answer.get("ETag")
-
-
-@_retry
-def delete_origin_access_control(client, oac_id, etag):
-    """Deletes it; False when it did not exist. OriginAccessControlInUse is raised to the caller."""
-    try:
-        client.delete_origin_access_control(Id=oac_id, IfMatch=etag)
-    except is_boto3_error_code(OAC_NOT_FOUND):
-        return False
-    return True
-
-
-def summarize_oac(oac, etag):
-    if not oac:
-        return {}
-    config = oac.get("OriginAccessControlConfig") or {}
+def _oac_fields(_oac, config):
     return {
-        "id": oac["Id"],
-        "etag": etag,
-        "name": config.get("Name"),
         "description": config.get("Description") or "",
         "origin_type": config.get("OriginAccessControlOriginType"),
         "signing_behavior": config.get("SigningBehavior"),
         "signing_protocol": config.get("SigningProtocol"),
     }
+
+
+OAC = ConfigKind("origin_access_control", "OriginAccessControl", OAC_NOT_FOUND,
+                 list_origin_access_controls, lambda summary: summary.get("Name"), _oac_fields)
 
 
 # --------------------------------------------------------------------------- response headers policy
@@ -228,57 +247,14 @@ def list_response_headers_policies(client):
             return items
 
 
-@_retry
-def get_response_headers_policy(client, policy_id):
-    """(ResponseHeadersPolicy, ETag), or (None, None) when it does not exist."""
-    try:
-        answer = client.get_response_headers_policy(Id=policy_id)
-    except is_boto3_error_code(POLICY_NOT_FOUND):
-        return None, None
-    return answer["ResponseHeadersPolicy"], answer.get("ETag")
-
-
-def find_response_headers_policy(client, name=None, policy_id=None):
-    """(ResponseHeadersPolicy, ETag) by id, or by name (unique per account), or (None, None)."""
-    if policy_id:
-        return get_response_headers_policy(client, policy_id)
-    for policy in list_response_headers_policies(client):
-        if (policy.get("ResponseHeadersPolicyConfig") or {}).get("Name") == name:
-            return get_response_headers_policy(client, policy["Id"])
-    return None, None
-
-
-@_retry
-def create_response_headers_policy(client, config):
-    answer = client.create_response_headers_policy(ResponseHeadersPolicyConfig=config)
-    return answer["ResponseHeadersPolicy"], answer.get("ETag")
-
-
-@_retry
-def update_response_headers_policy(client, policy_id, etag, config):
-    answer = client.update_response_headers_policy(Id=policy_id, IfMatch=etag, ResponseHeadersPolicyConfig=config)
-    return answer["ResponseHeadersPolicy"], answer.get("ETag")
-
-
-@_retry
-def delete_response_headers_policy(client, policy_id, etag):
-    """Deletes it; False when it did not exist. ResponseHeadersPolicyInUse is raised to the caller."""
-    try:
-        client.delete_response_headers_policy(Id=policy_id, IfMatch=etag)
-    except is_boto3_error_code(POLICY_NOT_FOUND):
-        return False
-    return True
-
-
-def summarize_policy(policy, etag):
-    if not policy:
-        return {}
-    config = policy.get("ResponseHeadersPolicyConfig") or {}
+def _policy_fields(policy, config):
     return {
-        "id": policy["Id"],
-        "etag": etag,
-        "name": config.get("Name"),
         "comment": config.get("Comment") or "",
         "last_modified_time": str(policy.get("LastModifiedTime") or ""),
         "config": config,
     }
+
+
+POLICY = ConfigKind("response_headers_policy", "ResponseHeadersPolicy", POLICY_NOT_FOUND,
+                    list_response_headers_policies,
+                    lambda policy: (policy.get("ResponseHeadersPolicyConfig") or {}).get("Name"), _policy_fields)

@@ -133,17 +133,11 @@ origin_access_control:
       type: str
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    BOTO_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    BOTO_ERRORS = ()  # AnsibleAWSModule fails with advice when botocore is missing
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc
+from ansible_collections.pulse.infra.plugins.module_utils.aws_module import BOTO_ERRORS, diff, run_by_state
 
 
 def _diff(before, after):
@@ -152,19 +146,18 @@ def _diff(before, after):
             return ""
         return "\n".join(f"{k}: {v}" for k, v in sorted(oac.items()) if k not in ("id", "etag")) + "\n"
 
-    return dict(before=show(before), after=show(after),
-                before_header="origin access control (current)", after_header="origin access control (wanted)")
+    return diff(show(before), show(after), "origin access control")
 
 
 def _find(module, client):
     try:
-        return cfc.find_origin_access_control(client, name=module.params["name"])
+        return cfc.OAC.find(client, name=module.params["name"])
     except BOTO_ERRORS as e:
         module.fail_json_aws(e, msg=f"Failed to look up origin access control {module.params['name']}")
 
 
 def _exit(module, changed, oac, etag, exists, before=None, wanted_summary=None):
-    summary = cfc.summarize_oac(oac, etag) if oac else (wanted_summary or {})
+    summary = cfc.OAC.summarize(oac, etag) if oac else (wanted_summary or {})
     result = dict(changed=changed, id=summary.get("id"), exists=exists, origin_access_control=summary)
     if module._diff and changed:
         result["diff"] = _diff(before, summary if exists else None)
@@ -178,15 +171,15 @@ def ensure_present(module, client):
     oac, etag = _find(module, client)
     if oac is not None and cfc.same_oac_config(oac.get("OriginAccessControlConfig"), wanted):
         _exit(module, False, oac, etag, True)
-    before = cfc.summarize_oac(oac, etag) if oac else None
+    before = cfc.OAC.summarize(oac, etag) if oac else None
     if module.check_mode:
-        wanted_summary = cfc.summarize_oac({"Id": oac["Id"] if oac else None, "OriginAccessControlConfig": wanted}, etag)
+        wanted_summary = cfc.OAC.summarize({"Id": oac["Id"] if oac else None, "OriginAccessControlConfig": wanted}, etag)
         _exit(module, True, None, None, True, before=before, wanted_summary=wanted_summary)
     try:
         if oac is None:
-            oac, etag = cfc.create_origin_access_control(client, wanted)
+            oac, etag = cfc.OAC.create(client, wanted)
         else:
-            oac, etag = cfc.update_origin_access_control(client, oac["Id"], etag, wanted)
+            oac, etag = cfc.OAC.update(client, oac["Id"], etag, wanted)
     except is_boto3_error_code("OriginAccessControlAlreadyExists") as e:
         module.fail_json_aws(e, msg=f"An origin access control named {params['name']} already exists but could not "
                                     "be read: check the cloudfront:ListOriginAccessControls permission.")
@@ -200,10 +193,10 @@ def ensure_absent(module, client):
     oac, etag = _find(module, client)
     if oac is None:
         _exit(module, False, None, None, False)
-    before = cfc.summarize_oac(oac, etag)
+    before = cfc.OAC.summarize(oac, etag)
     if not module.check_mode:
         try:
-            cfc.delete_origin_access_control(client, oac["Id"], etag)
+            cfc.OAC.delete(client, oac["Id"], etag)
         except is_boto3_error_code("OriginAccessControlInUse") as e:
             module.fail_json_aws(
                 e, msg=f"Origin access control {name} ({oac['Id']}) is still used by a distribution: remove it from "
@@ -231,11 +224,7 @@ def main():
         module.fail_json(msg=f"Origin access control name {name!r} is not valid: 1 to 64 characters.")
     if len(module.params["description"] or "") > 256:
         module.fail_json(msg="The description of an origin access control has at most 256 characters.")
-    client = module.client("cloudfront")
-    if module.params["state"] == "absent":
-        ensure_absent(module, client)
-    else:
-        ensure_present(module, client)
+    run_by_state(module, "cloudfront", ensure_present, ensure_absent)
 
 
 if __name__ == "__main__":

@@ -240,17 +240,11 @@ response_headers_policy:
 import json
 import re
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    BOTO_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    BOTO_ERRORS = ()  # AnsibleAWSModule fails with advice when botocore is missing
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc
+from ansible_collections.pulse.infra.plugins.module_utils.aws_module import BOTO_ERRORS, diff, run_by_state
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 # The CloudFront quota of a content security policy's length.
@@ -261,13 +255,12 @@ def _diff(before, after):
     def show(config):
         return json.dumps(config, indent=2, sort_keys=True, default=str) + "\n" if config else ""
 
-    return dict(before=show(before), after=show(after),
-                before_header="response headers policy (current)", after_header="response headers policy (wanted)")
+    return diff(show(before), show(after), "response headers policy")
 
 
 def _find(module, client):
     try:
-        return cfc.find_response_headers_policy(client, name=module.params["name"])
+        return cfc.POLICY.find(client, name=module.params["name"])
     except BOTO_ERRORS as e:
         module.fail_json_aws(e, msg=f"Failed to look up response headers policy {module.params['name']}")
 
@@ -285,23 +278,23 @@ def ensure_present(module, client):
     current = (policy or {}).get("ResponseHeadersPolicyConfig")
     if policy is not None and cfc.same_policy_config(current, wanted):
         module.exit_json(changed=False, id=policy["Id"], exists=True,
-                         response_headers_policy=cfc.summarize_policy(policy, etag))
+                         response_headers_policy=cfc.POLICY.summarize(policy, etag))
     if module.check_mode:
-        summary = cfc.summarize_policy({"Id": policy["Id"] if policy else None, "ResponseHeadersPolicyConfig": wanted}, etag)
+        summary = cfc.POLICY.summarize({"Id": policy["Id"] if policy else None, "ResponseHeadersPolicyConfig": wanted}, etag)
         result = dict(changed=True, id=summary["id"], exists=True, response_headers_policy=summary)
     else:
         try:
             if policy is None:
-                policy, etag = cfc.create_response_headers_policy(client, wanted)
+                policy, etag = cfc.POLICY.create(client, wanted)
             else:
-                policy, etag = cfc.update_response_headers_policy(client, policy["Id"], etag, wanted)
+                policy, etag = cfc.POLICY.update(client, policy["Id"], etag, wanted)
         except is_boto3_error_code(["InvalidArgument", "TooLongCSPInResponseHeadersPolicy",
                                     "TooManyCustomHeadersInResponseHeadersPolicy"]) as e:
             module.fail_json_aws(e, msg=f"CloudFront refused response headers policy {name}: check the headers' values.")
         except BOTO_ERRORS as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg=f"Failed to write response headers policy {name}")
         result = dict(changed=True, id=policy["Id"], exists=True,
-                      response_headers_policy=cfc.summarize_policy(policy, etag))
+                      response_headers_policy=cfc.POLICY.summarize(policy, etag))
     if module._diff:
         result["diff"] = _diff(current, wanted)
     module.exit_json(**result)
@@ -314,7 +307,7 @@ def ensure_absent(module, client):
         module.exit_json(changed=False, id=None, exists=False, response_headers_policy={})
     if not module.check_mode:
         try:
-            cfc.delete_response_headers_policy(client, policy["Id"], etag)
+            cfc.POLICY.delete(client, policy["Id"], etag)
         except is_boto3_error_code("ResponseHeadersPolicyInUse") as e:
             module.fail_json_aws(
                 e, msg=f"Response headers policy {name} ({policy['Id']}) is still used by a distribution's cache "
@@ -322,7 +315,7 @@ def ensure_absent(module, client):
         except BOTO_ERRORS as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg=f"Failed to delete response headers policy {name}")
     result = dict(changed=True, id=policy["Id"], exists=False,
-                  response_headers_policy=cfc.summarize_policy(policy, etag))
+                  response_headers_policy=cfc.POLICY.summarize(policy, etag))
     if module._diff:
         result["diff"] = _diff(policy.get("ResponseHeadersPolicyConfig"), None)
     module.exit_json(**result)
@@ -364,11 +357,7 @@ def main():
     csp = ((module.params["security_headers"] or {}).get("content_security_policy") or {}).get("content_security_policy")
     if csp is not None and len(csp) > MAX_CSP:
         module.fail_json(msg=f"The content security policy has {len(csp)} characters; CloudFront takes at most {MAX_CSP}.")
-    client = module.client("cloudfront")
-    if module.params["state"] == "absent":
-        ensure_absent(module, client)
-    else:
-        ensure_present(module, client)
+    run_by_state(module, "cloudfront", ensure_present, ensure_absent)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudwatch_dashboard as cwd
+from ansible_collections.pulse.infra.plugins.module_utils.aws_module import diff, run_by_state
 
 ADVICE_INVALID = (
     "CloudWatch refused the dashboard body. Check the widget properties (every metric widget needs "
@@ -141,12 +142,10 @@ def _current(module, client, name):
 
 
 def _diff(before, after):
-    return dict(
-        before=cwd.dump_body(before) + "\n" if before is not None else "",
-        after=cwd.dump_body(after) + "\n" if after is not None else "",
-        before_header="dashboard (current)",
-        after_header="dashboard (wanted)",
-    )
+    def show(body):
+        return cwd.dump_body(body) + "\n" if body is not None else ""
+
+    return diff(show(before), show(after), "dashboard")
 
 
 def ensure_present(module, client):
@@ -208,11 +207,7 @@ def main():
             msg=f"Dashboard name {module.params['name']!r} is not valid: use letters, digits, '-' and '_' "
                 "(at most 255 characters)."
         )
-    client = module.client("cloudwatch")
-    if module.params["state"] == "absent":
-        ensure_absent(module, client)
-    else:
-        ensure_present(module, client)
+    run_by_state(module, "cloudwatch", ensure_present, ensure_absent)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.pulse.infra.plugins.module_utils import iam_oidc
+from ansible_collections.pulse.infra.plugins.module_utils.aws_module import run_by_state
 
 ADVICE_DENIED = (
     "The caller may not manage IAM OIDC providers: it needs iam:ListOpenIDConnectProviders, "
@@ -214,12 +215,17 @@ def _validate(module):
             module.fail_json(msg=f"client_id_list: {client_id!r} must be 1 to 255 characters long.")
 
 
-def ensure_absent(module, client):
+def _find(module, client):
+    """(arn, raw description) of the provider of the option url, or (None, None)."""
     url = module.params["url"]
     try:
-        arn, raw = iam_oidc.find_provider(client, url)
+        return iam_oidc.find_provider(client, url)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         _fail(module, e, f"Failed to look up the OIDC provider for {url}")
+
+
+def ensure_absent(module, client):
+    arn, raw = _find(module, client)
     if arn is None:
         module.exit_json(changed=False, arn=None, open_id_connect_provider={}, trusted_by=[], deleted=False)
     before = iam_oidc.summarize(arn, raw)
@@ -341,11 +347,7 @@ def update(module, client, arn, raw):
 
 
 def ensure_present(module, client):
-    url = module.params["url"]
-    try:
-        arn, raw = iam_oidc.find_provider(client, url)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        _fail(module, e, f"Failed to look up the OIDC provider for {url}")
+    arn, raw = _find(module, client)
     if arn is None:
         create(module, client)
     update(module, client, arn, raw)
@@ -364,11 +366,7 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     _validate(module)
-    client = module.client("iam")
-    if module.params["state"] == "absent":
-        ensure_absent(module, client)
-    else:
-        ensure_present(module, client)
+    run_by_state(module, "iam", ensure_present, ensure_absent)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ options:
     type: str
     default: ""
 notes:
-  - Supports check mode.
+  - Supports check mode (nothing is written; C(changed) says whether the key would change).
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -1,80 +1,31 @@
-"""roles/cloudwatch_agent: defaults/main.yml, meta/argument_specs.yml and the README's variable
-table describe the same variables with the same defaults; the README's metric table names what
-the rendered agent configuration collects."""
+"""roles/cloudwatch_agent: the README documents the install methods, the metric table names what
+the rendered agent configuration collects, and the dimensions and log files are the role's.
+(Its variable table lists every default once, shown exactly, and the platforms: tests/unit/test_role_docs.py.)"""
 
-import json
 import re
-from pathlib import Path
 
-import pytest
 import yaml
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "cloudwatch_agent"
-PREFIX = "cloudwatch_agent_"
+from conftest import REPO, markdown_section, markdown_table_rows as table_rows
+
+ROLE = REPO / "roles" / "cloudwatch_agent"
+README = (ROLE / "README.md").read_text()
 
 
-def defaults():
-    return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+def install_methods():
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    return specs["main"]["options"]["cloudwatch_agent_install_method"]["choices"]
 
 
-def options():
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+def test_install_methods_are_documented():
+    for choice in install_methods():
+        assert f"`{choice}`" in markdown_section(README, "Variables")
 
 
-def readme():
-    return (ROLE / "README.md").read_text()
-
-
-def readme_section(title):
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme(), re.S | re.M)
-    assert match, f"README has no '## {title}' section"
-    return match.group(1)
-
-
-def table_rows(section):
-    """Rows of the markdown tables of a section: lists of cells, `\\|` unescaped."""
-    rows = []
-    for line in section.splitlines():
-        if not line.startswith("|") or set(line) <= set("|-: "):
-            continue
-        rows.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
-    return rows[1:]  # without the header
-
-
-def readme_defaults():
-    return {row[0].strip("`"): row[1] for row in table_rows(readme_section("Variables"))}
-
-
-def as_readme(value):
-    """How the README's table shows a default."""
-    if isinstance(value, str):
-        return "`\"\"`" if value == "" else f"`{value}`"
-    return f"`{json.dumps(value)}`"
-
-
-def test_readme_table_lists_every_variable_once():
-    rows = [row[0].strip("`") for row in table_rows(readme_section("Variables"))]
-    assert len(rows) == len(set(rows))
-    assert set(rows) == set(defaults())
-
-
-@pytest.mark.parametrize("name", sorted(defaults()))
-def test_readme_shows_the_default(name):
-    assert readme_defaults()[name] == as_readme(defaults()[name])
-
-
-def test_choices_are_documented():
-    for choice in options()["cloudwatch_agent_install_method"]["choices"]:
-        assert f"`{choice}`" in readme_section("Variables")
-
-
-def test_platforms():
-    meta = yaml.safe_load((ROLE / "meta" / "main.yml").read_text())["galaxy_info"]
-    platforms = {p["name"]: p["versions"] for p in meta["platforms"]}
-    assert platforms == {"Debian": ["bookworm"], "Amazon Linux": ["2023"]}
+def test_each_family_picks_an_install_method():
     for family in ("Debian", "RedHat"):
         family_vars = yaml.safe_load((ROLE / "vars" / f"{family}.yml").read_text())
-        assert family_vars["_cloudwatch_agent_default_method"] in options()["cloudwatch_agent_install_method"]["choices"]
+        assert family_vars["_cloudwatch_agent_default_method"] in install_methods()
 
 
 def test_readme_metric_table_names_what_the_configuration_collects():
@@ -83,7 +34,7 @@ def test_readme_metric_table_names_what_the_configuration_collects():
     collected = dict(re.findall(r"'(mem|swap|disk)': \{'measurement': \['([a-z_]+)'\]", template))
     assert set(collected) == {"mem", "swap", "disk"}
     names = {m if m.startswith(p + "_") else f"{p}_{m}" for p, m in collected.items()}
-    rows = table_rows(readme_section("Metrics (for alarms and dashboards)"))
+    rows = table_rows(markdown_section(README, "Metrics (for alarms and dashboards)"))
     documented = {row[0].strip("`") for row in rows}
     assert documented == names == {"mem_used_percent", "swap_used_percent", "disk_used_percent"}
     for row in rows:
@@ -97,11 +48,11 @@ def test_readme_dimensions_match_the_template():
     assert "'aggregation_dimensions': [['Environment', 'InstanceId', 'path']]" in template
     assert "{'Environment': cloudwatch_agent_environment}" in template
     assert "'omit_hostname': true" in template
-    assert 'aggregation_dimensions: [["Environment", "InstanceId", "path"]]' in readme()
+    assert 'aggregation_dimensions: [["Environment", "InstanceId", "path"]]' in README
 
 
 def test_readme_log_table_matches_the_role():
     role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    rows = table_rows(readme_section("Logs"))
+    rows = table_rows(markdown_section(README, "Logs"))
     files = [row[0].strip("`") for row in rows]
     assert files == [role_vars["_cloudwatch_agent_node_log_file"], role_vars["_cloudwatch_agent_system_log_file"]]

@@ -1,15 +1,10 @@
 """Unit tests of lab/lab_alb.py: the HAProxy configuration rendered from an ALB model."""
 
-import importlib.util
-import subprocess
-
 import pytest
 
-from conftest import REPO
+from conftest import check_in_lab_image, load_lab_module, self_signed
 
-spec = importlib.util.spec_from_file_location("lab_alb", REPO / "lab/lab_alb.py")
-lab_alb = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lab_alb)
+lab_alb = load_lab_module("lab/lab_alb.py", "lab_alb")
 
 TG = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/pulse-lab-api/1"
 
@@ -376,21 +371,14 @@ def test_missing_certificate_skips_the_alb_and_says_so_once(tmp_path, monkeypatc
 
 def test_haproxy_accepts_the_configuration(tmp_path):
     """When the lab image exists, HAProxy itself checks a rendered configuration."""
-    image = lab_alb.image_tag()
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
-        pytest.skip(f"{image} not built (the lab builds it when an ALB appears)")
     alb = model()
     alb["target_groups"][TG]["servers"][1]["passed"] = False
-    for name, kind in (("haproxy.cfg", False), ("kind.cfg", True)):
-        alb["kind"] = kind
-        text = lab_alb.render_config(alb).replace("/etc/haproxy/lab/server.pem", "/tmp/lab/server.pem")
-        (tmp_path / name).write_text(text)
-    gen = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t -days 1 "
-           "-keyout /tmp/k -out /tmp/c 2>/dev/null && cat /tmp/c /tmp/k > /tmp/lab/server.pem && "
-           "haproxy -c -f /tmp/lab/haproxy.cfg && haproxy -c -f /tmp/lab/kind.cfg")
-    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/tmp/lab", image,
-                           "sh", "-c", gen], capture_output=True, text=True, check=False, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    configs = {name: lab_alb.render_config(dict(alb, kind=kind)).replace("/etc/haproxy/lab/server.pem",
+                                                                         "/tmp/lab/server.pem")
+               for name, kind in (("haproxy.cfg", False), ("kind.cfg", True))}
+    check_in_lab_image(lab_alb.image_tag(), "when an ALB appears", tmp_path, "/tmp/lab", configs,
+                       self_signed("/tmp/k", "/tmp/c") + " && cat /tmp/c /tmp/k > /tmp/lab/server.pem && "
+                       "haproxy -c -f /tmp/lab/haproxy.cfg && haproxy -c -f /tmp/lab/kind.cfg")
 
 
 # --------------------------------------------------------------------------- moto's side
@@ -402,9 +390,7 @@ def lab_moto(monkeypatch):
     moto = pytest.importorskip("moto")
     from moto.elbv2 import models
 
-    spec = importlib.util.spec_from_file_location("lab_moto_server", REPO / "lab/moto_server.py")
-    server = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(server)
+    server = load_lab_module("lab/moto_server.py", "lab_moto_server")
     for cls, names in ((models.ELBv2Backend, ("describe_target_health", "register_targets", "deregister_targets")),
                        (models.FakeTargetGroup, ("deregister_terminated_instances",))):
         for name in names:

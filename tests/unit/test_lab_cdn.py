@@ -2,17 +2,13 @@
 headers of a response headers policy, the bucket policy check (origin access control), and the
 origin's objects fetched from moto's S3 (in-process)."""
 
-import importlib.util
 import json
-import subprocess
 
 import pytest
 
-from conftest import REPO
+from conftest import check_in_lab_image, load_lab_module, self_signed
 
-spec = importlib.util.spec_from_file_location("lab_cdn", REPO / "lab/lab_cdn.py")
-lab_cdn = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lab_cdn)
+lab_cdn = load_lab_module("lab/lab_cdn.py", "lab_cdn")
 
 ARN = "arn:aws:cloudfront::123456789012:distribution/E1ABCDEF"
 BUCKET = "pulse-lab-app-0001"
@@ -164,20 +160,13 @@ def test_a_disabled_distribution_answers_403():
 
 def test_nginx_accepts_the_configuration(tmp_path):
     """When the lab CDN image exists, nginx itself checks a rendered configuration."""
-    image = lab_cdn.image_tag()
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
-        pytest.skip(f"{image} not built (the lab builds it at the backer's first pass)")
+    dists = {"nginx.conf": model(), "allow.conf": model(viewer_protocol_policy="allow-all"),
+             "off.conf": model(enabled=False), "empty.conf": model(access={"read": False, "list": False, "why": "x"})}
+    configs = {name: lab_cdn.render_config(dist, {} if name == "empty.conf" else MANIFEST) for name, dist in dists.items()}
     (tmp_path / "origin").mkdir()
-    for name, dist in (("nginx.conf", model()), ("allow.conf", model(viewer_protocol_policy="allow-all")),
-                       ("off.conf", model(enabled=False)), ("empty.conf", model(access={"read": False, "list": False,
-                                                                                         "why": "x"}))):
-        (tmp_path / name).write_text(lab_cdn.render_config(dist, MANIFEST if "empty" not in name else {}))
-    gen = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t -days 1 "
-           "-keyout /etc/nginx/lab/cdn.key -out /etc/nginx/lab/cdn.crt 2>/dev/null && "
-           "for c in nginx allow off empty; do nginx -t -q -c /etc/nginx/lab/$c.conf || exit 1; done")
-    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{tmp_path}:/etc/nginx/lab", image,
-                           "sh", "-c", gen], capture_output=True, text=True, check=False, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    check_in_lab_image(lab_cdn.image_tag(), "at the backer's first pass", tmp_path, "/etc/nginx/lab", configs,
+                       self_signed("/etc/nginx/lab/cdn.key", "/etc/nginx/lab/cdn.crt") + " && "
+                       "for c in nginx allow off empty; do nginx -t -q -c /etc/nginx/lab/$c.conf || exit 1; done")
 
 
 # --------------------------------------------------------------------------- the origin's objects

@@ -60,9 +60,8 @@ def test_debian_mirror_read_from_deb822(tmp_path, monkeypatch, sources, expected
     assert labctl.debian_mirror() == expected
 
 
-def test_no_lab_module_imports_another_in_a_circle():
-    """labctl is the base: lab_alb, lab_cdn, lab_cloudwatch import it, lab_watch imports them all,
-    and labctl imports none of them."""
+def lab_imports():
+    """lab/'s modules: name -> the lab modules it imports."""
     import ast
 
     lab = REPO / "lab"
@@ -75,12 +74,41 @@ def test_no_lab_module_imports_another_in_a_circle():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add(node.module)
         graph[path.stem] = {name for name in imported if (lab / f"{name}.py").exists()}
+    return graph
+
+
+def reached(graph, start, seen=()):
+    """The modules start imports, directly or not."""
+    out = set()
+    for name in graph.get(start, ()):
+        if name not in seen:
+            out |= {name} | reached(graph, name, seen + (name,))
+    return out
+
+
+def test_no_lab_module_imports_another_in_a_circle():
+    """labctl is the base: lab_alb, lab_cdn, lab_cloudwatch (and lab_proxy, what lab_alb and
+    lab_cdn share) import it, lab_watch imports them all, and labctl imports none of them."""
+    graph = lab_imports()
     assert graph["labctl"] == set()
+    assert [m for m in graph if m in reached(graph, m)] == []
 
-    def reaches(start, target, seen=()):
-        return any(n == target or (n not in seen and reaches(n, target, seen + (n,))) for n in graph.get(start, ()))
 
-    assert [m for m in graph if reaches(m, m)] == []
+def test_the_backer_code_hash_covers_every_module_the_backer_runs(tmp_path, monkeypatch):
+    """`labctl up` restarts the backer when its code changed: the hash reads every lab module
+    lab_watch.py imports, directly or not (lab_alb and lab_cdn import lab_proxy)."""
+    runs = {"lab_watch"} | reached(lab_imports(), "lab_watch")
+    assert {"lab_alb", "lab_cdn", "lab_proxy", "labctl"} <= runs
+    assert sorted(f"{name}.py" for name in runs) == sorted(labctl.BACKER_CODE)
+    for name in labctl.BACKER_CODE:
+        (tmp_path / name).write_bytes((REPO / "lab" / name).read_bytes())
+    monkeypatch.setattr(labctl, "__file__", str(tmp_path / "labctl.py"))
+    before = labctl.backer_code_hash()
+    for name in labctl.BACKER_CODE:
+        path = tmp_path / name
+        path.write_text(path.read_text() + "# changed\n")
+        assert labctl.backer_code_hash() != before, name
+        before = labctl.backer_code_hash()
 
 
 def test_a_moto_started_from_other_code_is_told_apart(tmp_path, monkeypatch):

@@ -4,9 +4,7 @@ No network and no lab needed: moto runs in-process.
 """
 
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
@@ -15,15 +13,11 @@ from moto import settings as moto_settings  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import acm_request as acm  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import acm_certificate_request as module  # noqa: E402
-from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
+from conftest import answer_after_errors, error_at_once, moto_module_harness  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 DOMAIN = "api.lab.pulse.example.com"
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    fake_aws_credentials(monkeypatch, REGION)
+aws_env, run_module, client = moto_module_harness(module, "acm", REGION)
 
 
 @pytest.fixture
@@ -35,14 +29,6 @@ def acm_issues_after(monkeypatch):
 
     setter(3600)
     return setter
-
-
-def run_module(capsys, **args):
-    return run_module_main(module, capsys, REGION, **args)
-
-
-def client():
-    return boto3.client("acm", region_name=REGION)
 
 
 # --------------------------------------------------------------------------- module_utils
@@ -110,25 +96,19 @@ def test_wait_for_gives_up_on_timeout():
 
 
 def test_calls_are_retried_on_throttling(no_sleep):
-    c = boto3.client("acm", region_name=REGION)
+    c = client()
     arn = "arn:aws:acm:us-east-2:123456789012:certificate/abc"
-    with Stubber(c) as stub:
-        stub.add_client_error("describe_certificate", service_error_code="ThrottlingException",
-                              http_status_code=400)
-        stub.add_client_error("describe_certificate", service_error_code="Throttling", http_status_code=400)
-        stub.add_response("describe_certificate", {"Certificate": {"CertificateArn": arn, "Status": "ISSUED"}},
-                          {"CertificateArn": arn})
-        assert acm.describe_certificate(c, arn)["Status"] == "ISSUED"
-        stub.assert_no_pending_responses()
+    cert = answer_after_errors(c, "describe_certificate", ["ThrottlingException", "Throttling"],
+                               {"Certificate": {"CertificateArn": arn, "Status": "ISSUED"}}, {"CertificateArn": arn},
+                               lambda: acm.describe_certificate(c, arn))
+    assert cert["Status"] == "ISSUED"
 
 
 def test_other_errors_are_not_retried(no_sleep):
-    c = boto3.client("acm", region_name=REGION)
-    with Stubber(c) as stub:
-        stub.add_client_error("delete_certificate", service_error_code="ResourceInUseException",
-                              http_status_code=400)
-        with pytest.raises(c.exceptions.ResourceInUseException):
-            acm.delete_certificate(c, "arn:aws:acm:us-east-2:123456789012:certificate/abc")
+    c = client()
+    error = error_at_once(c, "delete_certificate", "ResourceInUseException",
+                          lambda: acm.delete_certificate(c, "arn:aws:acm:us-east-2:123456789012:certificate/abc"))
+    assert isinstance(error, c.exceptions.ResourceInUseException)
 
 
 # --------------------------------------------------------------------------- the module

@@ -2,9 +2,7 @@
 mock_aws (in-process, no network, no lab)."""
 
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
@@ -12,23 +10,11 @@ from moto import mock_aws  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_origin_access_control as module  # noqa: E402
-from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
+from conftest import answer_after_errors, moto_module_harness  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-1"
 NAME = "pulse-lab-app"
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    fake_aws_credentials(monkeypatch, REGION)
-
-
-def run_module(capsys, **args):
-    return run_module_main(module, capsys, REGION, **args)
-
-
-def client():
-    return boto3.client("cloudfront", region_name=REGION)
+aws_env, run_module, client = moto_module_harness(module, "cloudfront", REGION)
 
 
 def stored():
@@ -51,28 +37,25 @@ def test_same_oac_config_ignores_a_missing_description():
 @mock_aws
 def test_find_create_update_delete_round_trip():
     c = client()
-    assert cfc.find_origin_access_control(c, name=NAME) == (None, None)
-    oac, etag = cfc.create_origin_access_control(c, cfc.oac_config(NAME, "d", "s3", "always", "sigv4"))
-    found, found_etag = cfc.find_origin_access_control(c, name=NAME)
+    assert cfc.OAC.find(c, name=NAME) == (None, None)
+    oac, etag = cfc.OAC.create(c, cfc.oac_config(NAME, "d", "s3", "always", "sigv4"))
+    found, found_etag = cfc.OAC.find(c, name=NAME)
     assert found["Id"] == oac["Id"] and found_etag
-    assert cfc.find_origin_access_control(c, oac_id=oac["Id"])[0]["Id"] == oac["Id"]
-    cfc.update_origin_access_control(c, oac["Id"], found_etag, cfc.oac_config(NAME, "", "s3", "never", "sigv4"))
-    assert cfc.summarize_oac(*cfc.find_origin_access_control(c, name=NAME))["signing_behavior"] == "never"
-    assert cfc.delete_origin_access_control(c, oac["Id"], found_etag) is True
-    assert cfc.find_origin_access_control(c, name=NAME) == (None, None)
-    assert cfc.get_origin_access_control(c, "NOSUCHID") == (None, None)
+    assert cfc.OAC.find(c, item_id=oac["Id"])[0]["Id"] == oac["Id"]
+    cfc.OAC.update(c, oac["Id"], found_etag, cfc.oac_config(NAME, "", "s3", "never", "sigv4"))
+    assert cfc.OAC.summarize(*cfc.OAC.find(c, name=NAME))["signing_behavior"] == "never"
+    assert cfc.OAC.delete(c, oac["Id"], found_etag) is True
+    assert cfc.OAC.find(c, name=NAME) == (None, None)
+    assert cfc.OAC.get(c, "NOSUCHID") == (None, None)
 
 
 def test_calls_are_retried_on_throttling(no_sleep):
     c = client()
-    with Stubber(c) as stub:
-        stub.add_client_error("get_origin_access_control", service_error_code="Throttling", http_status_code=400)
-        stub.add_response("get_origin_access_control", {
-            "OriginAccessControl": {"Id": "E1", "OriginAccessControlConfig": cfc.oac_config(
-                NAME, "", "s3", "always", "sigv4")}, "ETag": "E1V1"}, {"Id": "E1"})
-        oac, etag = cfc.get_origin_access_control(c, "E1")
-        assert oac["Id"] == "E1" and etag == "E1V1"
-        stub.assert_no_pending_responses()
+    answer = {"OriginAccessControl": {"Id": "E1", "OriginAccessControlConfig": cfc.oac_config(
+        NAME, "", "s3", "always", "sigv4")}, "ETag": "E1V1"}
+    oac, etag = answer_after_errors(c, "get_origin_access_control", ["Throttling"], answer, {"Id": "E1"},
+                                    lambda: cfc.OAC.get(c, "E1"))
+    assert oac["Id"] == "E1" and etag == "E1V1"
 
 
 # --------------------------------------------------------------------------- the module

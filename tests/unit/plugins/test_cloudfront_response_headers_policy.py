@@ -7,24 +7,16 @@ module and the lab's emulation together. Also here: an origin access control sti
 distribution cannot be deleted (LabCloudFront, as CloudFront does).
 """
 
-import importlib.util
-import json
-from pathlib import Path
-
-import boto3
 import pytest
 
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
 from ansible_collections.pulse.infra.plugins.module_utils import cloudfront_config as cfc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_origin_access_control as oac_module  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudfront_response_headers_policy as module  # noqa: E402
-from conftest import fake_aws_credentials  # noqa: E402  (tests/conftest.py)
+from conftest import load_lab_module, moto_module_harness, run_module_main  # noqa: E402  (tests/conftest.py)
 
-REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 NAME = "pulse-lab-app-security-headers"
 API = "https://api.lab.pulse.example.com"
@@ -38,38 +30,17 @@ SECURITY = {
 CUSTOM = [{"header": "Permissions-Policy", "value": "camera=()"}, {"header": "X-Pulse", "value": "lab"}]
 
 
-def _lab_moto():
-    spec = importlib.util.spec_from_file_location("lab_moto_server", REPO / "lab" / "moto_server.py")
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
-    return lab
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    fake_aws_credentials(monkeypatch, REGION)
+aws_env, run_module, client = moto_module_harness(module, "cloudfront", REGION)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def lab_cloudfront():
     """The lab's CloudFront patch, in this process (installing it twice is harmless)."""
-    _lab_moto().LabCloudFront().install()
+    load_lab_module("lab/moto_server.py", "lab_moto_server").LabCloudFront().install()
 
 
-def run(mod, capsys, **args):
-    args.setdefault("region", REGION)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            mod.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
-
-
-def run_module(capsys, **args):
-    return run(module, capsys, **args)
-
-
-def client():
-    return boto3.client("cloudfront", region_name=REGION)
+def run_oac_module(capsys, **args):
+    return run_module_main(oac_module, capsys, REGION, **args)
 
 
 def stored():
@@ -181,15 +152,15 @@ def test_absent_refuses_while_in_use_then_deletes(capsys):
 
 @mock_aws
 def test_origin_access_control_in_use_cannot_be_deleted(capsys):
-    _, oac = run(oac_module, capsys, name="pulse-lab-app")
+    _, oac = run_oac_module(capsys, name="pulse-lab-app")
     dist = distribution(oac_id=oac["id"])
     origin = client().get_distribution_config(Id=dist["Id"])["DistributionConfig"]["Origins"]["Items"][0]
     assert origin["OriginAccessControlId"] == oac["id"], "the lab's moto keeps the origin's OAC id"
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
-    rc, refused = run(oac_module, capsys, name="pulse-lab-app", state="absent")
+    rc, refused = run_oac_module(capsys, name="pulse-lab-app", state="absent")
     assert rc == 1 and "still used by a distribution" in refused["msg"], refused
     client().delete_distribution(Id=dist["Id"], IfMatch="any")
-    rc, result = run(oac_module, capsys, name="pulse-lab-app", state="absent")
+    rc, result = run_oac_module(capsys, name="pulse-lab-app", state="absent")
     assert rc == 0 and result["changed"] is True
 
 

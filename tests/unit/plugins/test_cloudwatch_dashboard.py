@@ -5,9 +5,7 @@ No network and no lab needed: moto runs in-process.
 
 import json
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 moto = pytest.importorskip("moto")
 from moto import mock_aws  # noqa: E402
@@ -15,7 +13,7 @@ from moto import mock_aws  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import cloudwatch_dashboard as cwd  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import cloudwatch_dashboard as module  # noqa: E402
-from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
+from conftest import answer_after_errors, error_at_once, moto_module_harness  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 NAME = "pulse-lab-overview"
@@ -33,19 +31,7 @@ BODY = {"widgets": [
     widget("ALB 5xx", [["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", "app/x/1"],
                        [".", "HTTPCode_ELB_5XX_Count", ".", "."]], x=12),
 ]}
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    fake_aws_credentials(monkeypatch, REGION)
-
-
-def run_module(capsys, **args):
-    return run_module_main(module, capsys, REGION, **args)
-
-
-def client():
-    return boto3.client("cloudwatch", region_name=REGION)
+aws_env, run_module, client = moto_module_harness(module, "cloudwatch", REGION)
 
 
 def stored(name=NAME):
@@ -93,20 +79,16 @@ def test_get_put_delete_round_trip():
 
 def test_calls_are_retried_on_throttling(no_sleep):
     c = client()
-    with Stubber(c) as stub:
-        stub.add_client_error("get_dashboard", service_error_code="Throttling", http_status_code=400)
-        stub.add_response("get_dashboard", {"DashboardName": NAME, "DashboardBody": json.dumps(BODY)},
-                          {"DashboardName": NAME})
-        assert json.loads(cwd.get_dashboard(c, NAME)["DashboardBody"]) == BODY
-        stub.assert_no_pending_responses()
+    answer = answer_after_errors(c, "get_dashboard", ["Throttling"],
+                                 {"DashboardName": NAME, "DashboardBody": json.dumps(BODY)}, {"DashboardName": NAME},
+                                 lambda: cwd.get_dashboard(c, NAME))
+    assert json.loads(answer["DashboardBody"]) == BODY
 
 
 def test_other_errors_are_not_retried(no_sleep):
     c = client()
-    with Stubber(c) as stub:
-        stub.add_client_error("put_dashboard", service_error_code="InvalidParameterInput", http_status_code=400)
-        with pytest.raises(c.exceptions.DashboardInvalidInputError):
-            cwd.put_dashboard(c, NAME, BODY)
+    error = error_at_once(c, "put_dashboard", "InvalidParameterInput", lambda: cwd.put_dashboard(c, NAME, BODY))
+    assert isinstance(error, c.exceptions.DashboardInvalidInputError)
 
 
 # --------------------------------------------------------------------------- the module

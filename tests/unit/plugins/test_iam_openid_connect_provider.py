@@ -8,7 +8,6 @@ are tested with botocore's Stubber.
 import json
 from unittest import mock
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -18,25 +17,13 @@ from moto import mock_aws  # noqa: E402
 
 from ansible_collections.pulse.infra.plugins.module_utils import iam_oidc  # noqa: E402
 from ansible_collections.pulse.infra.plugins.modules import iam_openid_connect_provider as module  # noqa: E402
-from conftest import fake_aws_credentials, run_module_main  # noqa: E402  (tests/conftest.py)
+from conftest import answer_after_errors, error_at_once, moto_module_harness  # noqa: E402  (tests/conftest.py)
 
 REGION = "us-east-2"
 URL = "https://token.actions.githubusercontent.com"
 ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
 THUMBS = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"]
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    fake_aws_credentials(monkeypatch, REGION)
-
-
-def run_module(capsys, **args):
-    return run_module_main(module, capsys, REGION, **args)
-
-
-def iam():
-    return boto3.client("iam", region_name=REGION)
+aws_env, run_module, iam = moto_module_harness(module, "iam", REGION)
 
 
 def trust(provider_arn):
@@ -106,22 +93,18 @@ def test_find_and_roles_trusting():
 
 
 def test_calls_are_retried_on_throttling(no_sleep):
-    c = boto3.client("iam", region_name=REGION)
-    with Stubber(c) as stub:
-        stub.add_client_error("get_open_id_connect_provider", service_error_code="Throttling", http_status_code=400)
-        stub.add_response("get_open_id_connect_provider", {"Url": "token.actions.githubusercontent.com"},
-                          {"OpenIDConnectProviderArn": ARN})
-        assert iam_oidc.get_provider(c, ARN)["Url"] == "token.actions.githubusercontent.com"
-        stub.assert_no_pending_responses()
+    c = iam()
+    answer = answer_after_errors(c, "get_open_id_connect_provider", ["Throttling"],
+                                 {"Url": "token.actions.githubusercontent.com"}, {"OpenIDConnectProviderArn": ARN},
+                                 lambda: iam_oidc.get_provider(c, ARN))
+    assert answer["Url"] == "token.actions.githubusercontent.com"
 
 
 def test_other_errors_are_not_retried(no_sleep):
-    c = boto3.client("iam", region_name=REGION)
-    with Stubber(c) as stub:
-        stub.add_client_error("delete_open_id_connect_provider", service_error_code="AccessDenied",
-                              http_status_code=403)
-        with pytest.raises(c.exceptions.ClientError):
-            iam_oidc.delete_provider(c, ARN)
+    c = iam()
+    error = error_at_once(c, "delete_open_id_connect_provider", "AccessDenied", lambda: iam_oidc.delete_provider(c, ARN),
+                          status=403)
+    assert error.response["Error"]["Code"] == "AccessDenied"
 
 
 # --------------------------------------------------------------------------- the module
@@ -193,7 +176,7 @@ def _described(client_ids):
 
 
 def _run_stubbed(capsys, stub_setup, **args):
-    client = boto3.client("iam", region_name=REGION)
+    client = iam()
     with Stubber(client) as stub:
         stub_setup(stub)
         with mock.patch.object(module.AnsibleAWSModule, "client", return_value=client):
