@@ -1,8 +1,8 @@
 """Every role's documentation agrees with itself, one parametrised test per check for all roles:
 each option of every entry point (meta/argument_specs.yml) has a type and a description, its
 documented default is the value in defaults/main.yml and one of its choices, and the README's
-variable table has a row for it that shows that default (a hand-written table: one row per
-variable, showing its default exactly); a role with per-OS vars declares both platforms.
+variable table (generated: tests/unit/test_role_tables.py) has a row for it that shows that
+default; a role with per-OS vars declares both platforms.
 
 (Per-role files keep only what is particular to a role: tests/unit/test_<role>_docs.py.)
 """
@@ -12,7 +12,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, markdown_section, markdown_table_rows, readme_cell as cell
+from conftest import REPO, readme_cell as cell
 
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "meta/argument_specs.yml").is_file())
 TYPES = {"str", "int", "bool", "path", "list", "dict", "float", "raw"}
@@ -84,32 +84,6 @@ def test_readme_table_shows_the_literal_default(role, name):
     if isinstance(value, (bool, int, str)) and "{{" not in str(value) and "\n" not in str(value):
         assert cell(value) in rows[name] or str(value) in rows[name], (
             f"roles/{role}/README.md: the row of {name} does not show its default {value!r}: {rows[name]}")
-
-
-# Roles whose README variable table is written by hand (the others are generated,
-# tests/unit/test_role_tables.py): one row `name` | default | description per variable.
-HAND_WRITTEN_TABLES = ["cloudwatch_agent", "pulse_metrics"]
-
-
-def hand_written_rows(role):
-    """(variable, default cell) of the rows of the README's '## Variables' tables, in order."""
-    section = markdown_section((REPO / "roles" / role / "README.md").read_text(), "Variables")
-    return [(row[0].strip("`"), row[1]) for row in markdown_table_rows(section)]
-
-
-@pytest.mark.parametrize("role", HAND_WRITTEN_TABLES)
-def test_hand_written_table_lists_every_variable_once(role):
-    names = [name for name, _ in hand_written_rows(role)]
-    assert len(names) == len(set(names)), f"roles/{role}/README.md lists a variable twice"
-    assert set(names) == set(defaults(role))
-
-
-HAND_WRITTEN = [(role, name) for role in HAND_WRITTEN_TABLES for name in sorted(defaults(role))]
-
-
-@pytest.mark.parametrize("role, name", HAND_WRITTEN, ids=[f"{r}:{n}" for r, n in HAND_WRITTEN])
-def test_hand_written_table_shows_the_default(role, name):
-    assert dict(hand_written_rows(role))[name] == cell(defaults(role)[name])
 
 
 PER_OS = [role for role in ROLES if any((REPO / "roles" / role / "vars" / f"{f}.yml").is_file() for f in ("Debian", "RedHat"))]
