@@ -1,15 +1,9 @@
 """plugins/filter/fleet.py: kept_data_volumes (a replacement node takes its kept data volume)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
-REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("fleet", REPO / "plugins/filter/fleet.py")
-fleet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fleet)
+from ansible_collections.pulse.infra.plugins.filter import fleet
 
 ZONES = ["us-east-2a", "us-east-2b"]
 PLAN = [

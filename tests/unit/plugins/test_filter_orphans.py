@@ -1,16 +1,14 @@
 """plugins/filter/orphans.py: old_backup_sets and orphan_report (playbooks/report.yml)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.pulse.infra.plugins.filter import orphans
+
 REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("orphans", REPO / "plugins/filter/orphans.py")
-orphans = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(orphans)
 
 PRICES = yaml.safe_load((REPO / "playbooks/vars/prices.yml").read_text())["pulse_report_prices"]
 NOW = "2026-12-01T12:00:00Z"

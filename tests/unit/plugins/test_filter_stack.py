@@ -1,16 +1,10 @@
 """plugins/filter/stack.py: the plans of roles/aws_stack (subnets, instances, security group rules, alarms,
 the nodes' backup policy, the bucket policies), exact outputs for small inputs and refusals of bad ones."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
-REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("stack", REPO / "plugins/filter/stack.py")
-stack = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stack)
+from ansible_collections.pulse.infra.plugins.filter import stack
 
 ZONES = ["us-east-2a", "us-east-2b"]
 INSTANCES = [
@@ -108,9 +102,8 @@ def test_cidr_rules_for_a_single_family_or_none():
 def test_cidr_rules_leave_out_what_cidr_family_leaves_out():
     """The same split as pulse.infra.cidr_family: invalid entries, host bits set and non-strings are dropped,
     entries are kept as written."""
-    spec = importlib.util.spec_from_file_location("network", REPO / "plugins/filter/network.py")
-    network = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(network)
+    from ansible_collections.pulse.infra.plugins.filter import network
+
     cidrs = ["10.0.0.0/8", "10.0.0.1/8", "nope", "10.0.0.0", 42, " 192.0.2.0/24", "fd00::/8", "fd00::1/8", "::/0"]
     rules = stack.cidr_rules(cidrs, 22, "SSH")
     assert rules[0]["cidr_ip"] == network.cidr_family(cidrs, 4) == ["10.0.0.0/8", " 192.0.2.0/24"]
