@@ -292,7 +292,7 @@ def test_a_termination_during_the_copy_still_starts_the_node(env, monkeypatch):
 def test_an_unhealthy_node_is_not_stopped(env):
     env["node"].healthy_after_restart = False
     env["node"].starts = 1  # /health answers 503 from the start
-    assert pb.main(["--config", env["config_file"]]) == 1
+    assert pb.main(["--config", env["write_config"](health_timeout=1)]) == 1
     assert calls(env) == [["systemctl", "is-active"]]
     assert "not stopping an unhealthy node" in last_run(env)["error"]
 
@@ -307,7 +307,7 @@ def test_unhealthy_after_the_restart_fails_the_run_after_uploading(env, monkeypa
             env["node"].starts += 1
 
     monkeypatch.setattr(pb, "systemctl", systemctl)
-    assert pb.main(["--config", env["config_file"]]) == 1
+    assert pb.main(["--config", env["write_config"](health_timeout=1)]) == 1
     assert len(keys(env)) == 2
     run = last_run(env)
     assert run["result"] == "failure" and "/health" in run["error"] and run["sha256"]

@@ -7,6 +7,7 @@ default; a role with per-OS vars declares both platforms.
 (Per-role files keep only what is particular to a role: tests/unit/test_<role>_docs.py.)
 """
 
+import functools
 import re
 
 import pytest
@@ -18,7 +19,9 @@ ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "meta/argument
 TYPES = {"str", "int", "bool", "path", "list", "dict", "float", "raw"}
 
 
+@functools.cache
 def load(path):
+    """A YAML file of the tree, parsed once per run (read only by the tests)."""
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
