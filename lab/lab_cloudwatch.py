@@ -1,7 +1,8 @@
 """The lab's stand-in for what CloudWatch does by itself (lab only).
 
 moto stores metrics and alarms but publishes none of AWS's own metrics and never evaluates an
-alarm. Once a minute, from the instance backer (lab/lab_watch.py), this module:
+alarm. Once a minute, from its own thread of the instance backer (lab/lab_watch.py: a slow pass
+of the backer must not delay it), this module:
 
 - publishes the AWS metrics the stack's alarms watch, from what the lab knows:
   - AWS/ApplicationELB HealthyHostCount / UnHealthyHostCount per target group and load balancer,
@@ -31,6 +32,8 @@ COMPARE = {
     "LessThanOrEqualToThreshold": operator.le,
 }
 MISSING = {"breaching": True, "notBreaching": False}  # "missing" and "ignore": not counted
+MAX_BACKFILL = 5  # minutes the lab publishes after a gap (a busy machine, a paused backer)
+SERVICES = ("cloudwatch", "ec2", "elbv2")  # the clients this module uses
 _clients = {}
 _last = {}
 
@@ -73,11 +76,27 @@ def ec2_metrics(now, containers):
     return data
 
 
-def publish(now, containers):
+def publish(stamps, containers):
+    """AWS's metrics as they are now, at each time of stamps (now, and the middle of any minute
+    the lab missed: CloudWatch never misses one, and a missing minute would keep an alarm whose
+    missing data is "missing" from ever breaching on all its periods)."""
     cw = client("cloudwatch")
-    for namespace, data in (("AWS/ApplicationELB", alb_metrics(now)), ("AWS/EC2", ec2_metrics(now, containers))):
-        for start in range(0, len(data), 20):
-            cw.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+    for stamp in stamps:
+        for namespace, data in (("AWS/ApplicationELB", alb_metrics(stamp)), ("AWS/EC2", ec2_metrics(stamp, containers))):
+            for start in range(0, len(data), 20):
+                cw.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+
+
+def stamps_since(last_minute, now, most=MAX_BACKFILL):
+    """now, after the middles of the minutes between last_minute (the last one published) and
+    now's minute, at most `most` of them."""
+    minute = now.replace(second=0, microsecond=0)
+    missed = []
+    if last_minute is not None:
+        gap = int((minute - last_minute).total_seconds() // INTERVAL) - 1
+        missed = [minute - datetime.timedelta(seconds=INTERVAL * back - INTERVAL // 2)
+                  for back in range(min(gap, most), 0, -1)]
+    return missed + [now]
 
 
 # --------------------------------------------------------------------------- alarm evaluation
@@ -135,14 +154,17 @@ def evaluate(now, log=labctl.log):
 
 
 def tick(log=labctl.log, now=None):
-    """Publish and evaluate once per minute (the backer calls this every pass)."""
+    """Publish and evaluate once per minute (the backer's CloudWatch thread calls this every 2 s)."""
     now = now or _now()
     minute = now.replace(second=0, microsecond=0)
     if _last.get("minute") == minute:
         return
+    stamps = stamps_since(_last.get("minute"), now)
     _last["minute"] = minute
+    if len(stamps) > 1:
+        log(f"cloudwatch: {len(stamps) - 1} minute(s) missed before {minute.isoformat()}: published as now")
     try:
-        publish(now, labctl.lab_containers())
+        publish(stamps, labctl.lab_containers())
         evaluate(now, log)
     except Exception as exc:  # the lab keeps going; said in backer.log
         log(f"cloudwatch: lab evaluation failed: {exc}")

@@ -41,6 +41,16 @@ def alarm_states():
     return {a["AlarmName"]: a["StateValue"] for page in pages for a in page["MetricAlarms"]}
 
 
+def alarm_report(names):
+    """Each alarm's state and why, and what the lab's CloudWatch stand-in said lately."""
+    alarms = aws("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]
+    lines = [f"{a['AlarmName']}: {a['StateValue']} ({a['StateReason']})" for a in alarms]
+    backer = REPO / ".lab" / "backer.log"
+    said = [line for line in backer.read_text().splitlines() if "cloudwatch" in line or "slow pass" in line] \
+        if backer.exists() else []
+    return "\n".join(lines + ["backer.log (CloudWatch lines, last 30):"] + said[-30:])
+
+
 @pytest.fixture(scope="module")
 def three_nodes(lab):
     if [tag(i, "Name") for i in nodes()] != [f"pulse-lab-node-{n}" for n in (1, 2, 3)]:
@@ -66,8 +76,11 @@ def drill(three_nodes):
                        interval=0.25, what="the load balancer to take the lost nodes out")
             t_out = max(watch.left[i] for i in lost_ids)
             figures["lb_out_s"] = round(t_out - t_lost, 1)
-            wait_until(lambda: all(alarm_states().get(name) == "ALARM" for name in watched), timeout=300,
-                       interval=5, what=f"the alarms {watched} to go to ALARM")
+            try:
+                wait_until(lambda: all(alarm_states().get(name) == "ALARM" for name in watched), timeout=420,
+                           interval=5, what=f"the alarms {watched} to go to ALARM")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{alarm_report(watched)}") from None
             figures["alarm_s"] = round(time.monotonic() - t_lost)
             during = alarm_states()
             t_back = time.monotonic()

@@ -75,3 +75,28 @@ def test_a_host_whose_container_does_not_run_fails_its_status_checks(monkeypatch
     assert values[("i-up", "StatusCheckFailed_System")] == 0
     assert values[("i-lost", "StatusCheckFailed_System")] == 1
     assert values[("i-lost", "StatusCheckFailed")] == 1
+
+
+def test_a_minute_the_lab_missed_is_published_at_its_middle_and_never_more_than_five():
+    at = datetime.datetime(2026, 12, 3, 12, 5, 7, tzinfo=datetime.timezone.utc)
+    assert lab_cloudwatch.stamps_since(None, at) == [at]
+    assert lab_cloudwatch.stamps_since(at.replace(minute=4, second=0), at) == [at]
+    assert lab_cloudwatch.stamps_since(at.replace(minute=2, second=0), at) == [
+        at.replace(minute=3, second=30), at.replace(minute=4, second=30), at]
+    assert len(lab_cloudwatch.stamps_since(at.replace(hour=11, second=0), at)) == lab_cloudwatch.MAX_BACKFILL + 1
+
+
+def test_each_stamp_gets_the_metrics_as_they_are_now(monkeypatch):
+    sent = []
+
+    class CloudWatch:
+        def put_metric_data(self, Namespace, MetricData):
+            sent.extend((Namespace, d["MetricName"], d["Timestamp"]) for d in MetricData)
+
+    monkeypatch.setitem(lab_cloudwatch._clients, "cloudwatch", CloudWatch())
+    monkeypatch.setattr(lab_cloudwatch, "alb_metrics", lambda stamp: [{"MetricName": "HealthyHostCount", "Timestamp": stamp}])
+    monkeypatch.setattr(lab_cloudwatch, "ec2_metrics", lambda stamp, _: [{"MetricName": "StatusCheckFailed", "Timestamp": stamp}])
+    lab_cloudwatch.publish([END, END + datetime.timedelta(seconds=60)], {})
+    assert sent == [("AWS/ApplicationELB", "HealthyHostCount", END), ("AWS/EC2", "StatusCheckFailed", END),
+                    ("AWS/ApplicationELB", "HealthyHostCount", END + datetime.timedelta(seconds=60)),
+                    ("AWS/EC2", "StatusCheckFailed", END + datetime.timedelta(seconds=60))]
