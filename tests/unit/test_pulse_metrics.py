@@ -397,7 +397,7 @@ class _Node(BaseHTTPRequestHandler):
 
 def test_against_a_real_http_server(config):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Node)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     _Node.seen = []
     try:
