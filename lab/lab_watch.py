@@ -3,8 +3,8 @@
 Each pass: the instance containers, networks and volumes (labctl.sync), the lab load balancer
 (lab_alb.sync) and the lab CDN (lab_cdn.sync). Beside it, in a thread of its own, once a
 minute: AWS's own metrics and the alarms' evaluation (lab_cloudwatch.tick). `lab/labctl.py up`
-starts it in the background (log: .lab/backer.log) and `down` stops it. The modules it drives import labctl; labctl imports none
-of them, so no import goes in a circle.
+starts it in the background (log: .lab/backer.log) and `down` stops it. The modules it drives
+import labctl; labctl imports none of them, so no import goes in a circle.
 
 Usage: python lab/lab_watch.py
 """
